@@ -1,0 +1,12 @@
+//! drawbridge: a multi-tenant Session Border Controller between Microsoft Teams
+//! Direct Routing (SIP/TLS + SRTP) and contact-center trunks (SIP + RTP).
+//!
+//! Two planes in one process: the signaling plane on tokio (SIP transports,
+//! transactions, OPTIONS keepalive, metrics) and the media plane on dedicated
+//! worker threads (SRTP <-> RTP relay). Protocol cores are sans-I/O.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod media;
+pub mod sip;

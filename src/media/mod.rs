@@ -1,0 +1,1 @@
+//! Media plane: SRTP <-> RTP relay on worker threads.

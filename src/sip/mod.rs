@@ -1,0 +1,5 @@
+//! SIP: messages, transports, transactions.
+
+pub mod method;
+
+pub use method::Method;
