@@ -10,3 +10,4 @@ pub mod clock;
 pub mod config;
 pub mod media;
 pub mod sip;
+pub mod teams;

@@ -1,2 +1,92 @@
+//! The `drawbridge` binary: command line, config load, logging, run.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "drawbridge", version, about = "Multi-tenant SBC: Microsoft Teams Direct Routing <-> contact-center trunks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SBC. Without --config: the built-in loopback lab config with development certificates.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file: exit 0 with a summary, or 1 with FILE:LINE:COL: reason.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match drawbridge::config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok: {} tenants, {} trunks, {} Teams proxies, listeners: {}",
+                    file.display(),
+                    c.tenants.len(),
+                    c.trunks.len(),
+                    c.teams.proxies.len(),
+                    drawbridge::listeners_summary(&c)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            init_tracing();
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("drawbridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match config {
+        Some(path) => drawbridge::config::load(&path)?,
+        None => drawbridge::config::default::lab_config()?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let server = drawbridge::Server::start(config, shutdown.clone()).await?;
+        wait_for_signal().await?;
+        tracing::info!("signal received, stopping");
+        shutdown.cancel();
+        server.stopped().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The built-in lab configuration used by `drawbridge run` without `--config`: everything on
+//! loopback, development certificates under `certs/dev/` (created where missing).
+
+/// Directory (relative to the working directory) holding the development certificates.
+pub const DEV_CERT_DIR: &str = "certs/dev";
+
+/// The lab config. Kept as TOML text so it goes through exactly the same parsing and
+/// validation as an operator's file.
+pub const DEFAULT_TOML: &str = r#"
+[sbc]
+base_domain = "sbc.example.test"
+
+[listen]
+teams_tls = "127.0.0.1:5061"
+trunk_udp = "127.0.0.1:5060"
+trunk_tcp = "127.0.0.1:5060"
+metrics = "127.0.0.1:9090"
+
+[tls]
+cert = "certs/dev/server.crt"
+key = "certs/dev/server.key"
+ca = "certs/dev/ca.crt"
+peer_names = ["sip.pstnhub.microsoft.com", "sip2.pstnhub.microsoft.com", "sip3.pstnhub.microsoft.com"]
+
+[teams]
+options_interval_s = 60
+
+[[teams.proxy]]
+host = "sip.pstnhub.microsoft.com"
+address = "127.0.0.1:15061"
+
+[[teams.proxy]]
+host = "sip2.pstnhub.microsoft.com"
+address = "127.0.0.1:15062"
+
+[[tenant]]
+fqdn = "customer1.sbc.example.test"
+trunk = "cc1"
+max_calls = 100
+
+[[trunk]]
+name = "cc1"
+uri = "sip:127.0.0.1:5080;transport=udp"
+allow = ["127.0.0.1/32"]
+
+[media]
+port_min = 40000
+port_max = 49999
+"#;

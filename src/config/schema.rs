@@ -1,0 +1,218 @@
+//! The config file's shape. Units are in key names (`t1_ms`, `options_interval_s`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sbc: SbcSection,
+    pub listen: ListenSection,
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub sip: SipSection,
+    pub teams: TeamsSection,
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
+    #[serde(default, rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+    #[serde(default)]
+    pub media: toml::Table, // MERGE: media::MediaConfig
+    #[serde(default)]
+    pub dns: DnsSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbcSection {
+    /// The carrier's base FQDN (the carrier trunk in Teams); tenants are one-label subdomains.
+    pub base_domain: String,
+    /// Value of X-MS-SBC toward Teams (TDR-HDR-01) and the product token in User-Agent/Server.
+    #[serde(default = "default_product")]
+    pub product: String,
+}
+
+fn default_product() -> String {
+    format!("drawbridge/drawbridge/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// Teams-side SIP over mutual TLS (TDR-SIG-03: Teams connects to this port).
+    pub teams_tls: SocketAddr,
+    /// Port written in Contact/Via toward Teams when the SBC is reached through NAT or a port
+    /// mapping; defaults to the port of `teams_tls`.
+    #[serde(default)]
+    pub teams_advertised_port: Option<u16>,
+    #[serde(default)]
+    pub trunk_udp: Option<SocketAddr>,
+    #[serde(default)]
+    pub trunk_tcp: Option<SocketAddr>,
+    #[serde(default)]
+    pub trunk_tls: Option<SocketAddr>,
+    /// Host written in Via/Contact toward trunks; defaults to the listening IP.
+    #[serde(default)]
+    pub trunk_advertised_host: Option<String>,
+    /// Prometheus `/metrics` and `/healthz`.
+    pub metrics: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM chain: leaf first, then intermediates (TDR-SIG-04: Teams needs the full chain).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM roots that the Teams proxies' certificates must chain to (TDR-SIG-05).
+    pub ca: PathBuf,
+    /// Names a Teams peer certificate must carry (SAN dNSName, or CN without SANs).
+    pub peer_names: Vec<String>,
+    /// Allow TLS 1.3 on the Teams side as well as 1.2 (TDR-SIG-02 requires 1.2 to work).
+    #[serde(default = "yes")]
+    pub teams_tls13: bool,
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_handshake_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// Largest SIP message accepted on any transport (TDR-SIG-12: Teams sends > 1,500 bytes).
+    pub max_message_bytes: usize,
+    /// A TCP/TLS connection with no traffic for this long is closed.
+    pub idle_timeout_s: u64,
+    pub max_connections: usize,
+    pub connect_timeout_ms: u64,
+    /// RFC 3261 timer values (Kamailio tm defaults).
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            max_message_bytes: 64 * 1024,
+            idle_timeout_s: 600,
+            max_connections: 4096,
+            connect_timeout_ms: 3_000,
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsSection {
+    /// Seconds between OPTIONS to each proxy (TDR-OPT-02: 60 to 180).
+    #[serde(default = "default_options_interval_s")]
+    pub options_interval_s: u64,
+    /// A ping without a final answer after this long marks the proxy down.
+    #[serde(default = "default_options_timeout_ms")]
+    pub options_timeout_ms: u64,
+    /// Microsoft SIP proxies in failover order (TDR-SIG-07: sip, sip2, sip3).
+    #[serde(rename = "proxy")]
+    pub proxies: Vec<ProxyConfig>,
+}
+
+fn default_options_interval_s() -> u64 {
+    60
+}
+fn default_options_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub host: String,
+    #[serde(default = "default_tls_port")]
+    pub port: u16,
+    /// Fixed address: skips DNS (labs and tests). Production leaves it out (TDR-SIG-07).
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
+}
+
+fn default_tls_port() -> u16 {
+    5061
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant's own FQDN, one label under `sbc.base_domain` (TDR-MT-01, TDR-MT-02).
+    pub fqdn: String,
+    /// Name of the `[[trunk]]` this tenant's calls go to.
+    pub trunk: String,
+    /// Concurrent calls admitted for this tenant.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
+    /// New calls per second admitted for this tenant (0 = no limit).
+    #[serde(default)]
+    pub calls_per_second: u32,
+    /// A tenant configured in Teams as a gateway of its own (legacy, not a derived trunk): it
+    /// gets OPTIONS pings with its own FQDN in Contact (TDR-OPT-01 vs TDR-OPT-08).
+    #[serde(default)]
+    pub own_teams_trunk: bool,
+}
+
+fn default_max_calls() -> u32 {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    /// Where calls for this trunk go, e.g. `sip:10.0.0.5:5060;transport=udp`.
+    pub uri: String,
+    /// Source networks that may send requests as this trunk (the trunk-side ACL).
+    pub allow: Vec<IpNet>,
+    /// New calls per second admitted from or to this trunk (0 = no limit).
+    #[serde(default)]
+    pub calls_per_second: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Name servers to ask instead of /etc/resolv.conf.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+}
+
+impl Config {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Port advertised toward Teams in Contact and Via.
+    pub fn teams_port(&self) -> u16 {
+        self.listen
+            .teams_advertised_port
+            .unwrap_or(self.listen.teams_tls.port())
+    }
+
+    /// Finds a trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+}

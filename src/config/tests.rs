@@ -1,0 +1,97 @@
+use std::path::Path;
+
+use super::*;
+
+fn with_certs(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["server.crt", "server.key", "ca.crt"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let text = text.replace("certs/dev/", "");
+    (dir, text)
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let (dir, text) = with_certs(text);
+    from_str(&text, Path::new("test.toml"), dir.path())
+}
+
+#[test]
+fn default_config_is_valid() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    assert_eq!(c.tenants.len(), 1);
+    assert_eq!(c.teams_port(), 5061);
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_line() {
+    let text = default::DEFAULT_TOML.replace("[teams]\n", "[teams]\nbogus = 1\n");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.starts_with("bogus")).unwrap() + 1;
+    match &err {
+        ConfigError::Syntax { line: l, reason, .. } => {
+            assert_eq!(*l, line);
+            assert!(reason.contains("bogus"), "{reason}");
+        }
+        other => panic!("expected syntax error, got {other}"),
+    }
+}
+
+#[test]
+fn tenant_with_missing_trunk_points_at_its_trunk_key() {
+    let text = default::DEFAULT_TOML.replace("trunk = \"cc1\"", "trunk = \"cc-east\"");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("cc-east")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!(issue.key, "tenant[0].trunk");
+    assert_eq!(issue.line, line);
+    assert_eq!(issue.col, "trunk = ".len() + 1);
+    assert!(issue.reason.contains("no trunk \"cc-east\""));
+    assert!(err.to_string().starts_with(&format!("test.toml:{line}:9: tenant[0].trunk:")));
+}
+
+#[test]
+fn tenant_outside_base_domain_or_two_labels_deep_is_refused() {
+    for fqdn in ["customer1.other.test", "a.customer1.sbc.example.test", "sbc.example.test"] {
+        let text = default::DEFAULT_TOML.replace("customer1.sbc.example.test", fqdn);
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.issues()[0].key, "tenant[0].fqdn", "{fqdn}");
+    }
+}
+
+#[test]
+fn duplicate_tenant_is_reported_on_the_second() {
+    let text = format!(
+        "{}\n[[tenant]]\nfqdn = \"CUSTOMER1.sbc.example.test\"\ntrunk = \"cc1\"\n",
+        default::DEFAULT_TOML
+    );
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("CUSTOMER1")).unwrap() + 1;
+    assert_eq!(err.issues()[0].key, "tenant[1].fqdn");
+    assert_eq!(err.issues()[0].line, line);
+}
+
+#[test]
+fn bad_address_is_a_syntax_error_with_line() {
+    let text = default::DEFAULT_TOML.replace("127.0.0.1:9090", "127.0.0.1:99999");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
+    assert!(matches!(err, ConfigError::Syntax { line: l, .. } if l == line), "{err}");
+}
+
+#[test]
+fn missing_certificate_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = from_str(default::DEFAULT_TOML, Path::new("t.toml"), dir.path()).unwrap_err();
+    let keys: Vec<_> = err.issues().iter().map(|i| i.key.as_str()).collect();
+    assert!(keys.contains(&"tls.cert") && keys.contains(&"tls.key"), "{keys:?}");
+}
+
+#[test]
+fn every_problem_is_reported_in_one_pass() {
+    let text = default::DEFAULT_TOML
+        .replace("trunk = \"cc1\"", "trunk = \"nope\"")
+        .replace("options_interval_s = 60", "options_interval_s = 600");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.issues().len(), 2, "{err}");
+}
