@@ -1,13 +1,19 @@
-//! drawbridge: a multi-tenant Session Border Controller between Microsoft Teams
-//! Direct Routing (SIP/TLS + SRTP) and contact-center trunks (SIP + RTP).
+//! drawbridge: a multi-tenant Session Border Controller between Microsoft Teams Direct Routing
+//! (SIP/TLS + SRTP) and contact-center trunks (SIP + RTP).
 //!
-//! Two planes in one process: the signaling plane on tokio (SIP transports,
-//! transactions, OPTIONS keepalive, metrics) and the media plane on dedicated
-//! worker threads (SRTP <-> RTP relay). Protocol cores are sans-I/O.
+//! Two planes in one process: the signaling plane on tokio (SIP transports, transactions,
+//! OPTIONS keepalive, metrics) and the media plane on dedicated worker threads (SRTP <-> RTP
+//! relay). Protocol cores are sans-I/O.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod media;
+pub mod metrics;
+mod server;
 pub mod sip;
 pub mod teams;
+
+pub use server::{LocalAddrs, Server, StartError, listeners_summary};

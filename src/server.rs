@@ -1,0 +1,153 @@
+//! The running daemon: starts both planes and the admin endpoint, and stops them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dns::SipResolver;
+use crate::media::MediaPlane;
+use crate::sip::endpoint::Endpoint;
+use crate::sip::transport::{Side, TlsMaterial, TransportKind, TransportSettings, Transports};
+
+/// Why the daemon could not start. Each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS material: {0}")]
+    Tls(#[from] crate::sip::transport::TlsMaterialError),
+    #[error("SIP transports: {0}")]
+    Transport(#[from] crate::sip::transport::TransportError),
+    #[error("media plane: {0}")]
+    Media(#[from] crate::media::MediaError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("DNS resolver: {0}")]
+    Dns(#[from] crate::dns::DnsError),
+    #[error("cannot listen on {addr} (metrics): {source}")]
+    AdminBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The addresses the daemon actually bound (ports may have been 0 in the config).
+#[derive(Debug, Clone)]
+pub struct LocalAddrs {
+    pub teams_tls: SocketAddr,
+    pub trunk_udp: Option<SocketAddr>,
+    pub trunk_tcp: Option<SocketAddr>,
+    pub trunk_tls: Option<SocketAddr>,
+    pub metrics: SocketAddr,
+}
+
+/// A started daemon.
+pub struct Server {
+    addrs: LocalAddrs,
+    tasks: TaskTracker,
+    media: MediaPlane,
+}
+
+impl Server {
+    /// Starts the daemon on `config`; it runs until `shutdown` is cancelled.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Server, StartError> {
+        let config = Arc::new(config);
+        let handle = crate::metrics::install()?;
+        let tls = TlsMaterial::load(&config.tls.cert, &config.tls.key, &config.tls.ca, config.tls.peer_names.clone())?;
+        let settings = TransportSettings {
+            teams_tls: Some(config.listen.teams_tls),
+            trunk_udp: config.listen.trunk_udp,
+            trunk_tcp: config.listen.trunk_tcp,
+            trunk_tls: config.listen.trunk_tls,
+            max_message_bytes: config.sip.max_message_bytes,
+            idle_timeout: Duration::from_secs(config.sip.idle_timeout_s),
+            handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
+            max_connections: config.sip.max_connections,
+            connect_timeout: Duration::from_millis(config.sip.connect_timeout_ms),
+        };
+        let (transports, incoming) =
+            Transports::start(settings, Some(tls), config.tls.teams_tls13, shutdown.clone()).await?;
+        let resolver = if config.dns.nameservers.is_empty() {
+            SipResolver::from_system()?
+        } else {
+            SipResolver::with_nameservers(&config.dns.nameservers)?
+        };
+        let (media, mut media_events) = MediaPlane::start(&config.media)?;
+
+        let admin_listener = tokio::net::TcpListener::bind(config.listen.metrics)
+            .await
+            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+        let metrics_addr = admin_listener
+            .local_addr()
+            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+
+        let addrs = LocalAddrs {
+            teams_tls: transports
+                .local_addr(TransportKind::Tls, Side::Teams)
+                .unwrap_or(config.listen.teams_tls),
+            trunk_udp: transports.local_addr(TransportKind::Udp, Side::Trunk),
+            trunk_tcp: transports.local_addr(TransportKind::Tcp, Side::Trunk),
+            trunk_tls: transports.local_addr(TransportKind::Tls, Side::Trunk),
+            metrics: metrics_addr,
+        };
+
+        let tasks = TaskTracker::new();
+        let media_for_scrape = media.clone();
+        let state = crate::admin::AdminState::new(
+            handle,
+            vec![Box::new(move || media_for_scrape.publish_metrics())],
+        );
+        let draining = state.draining.clone();
+        tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
+        let endpoint = Endpoint::new(config.clone(), transports, resolver);
+        tasks.spawn(endpoint.run(incoming, shutdown.clone()));
+        // Media events have no consumer until calls exist; drain them so workers never block.
+        tasks.spawn(async move { while media_events.recv().await.is_some() {} });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        tasks.close();
+        tracing::info!(
+            teams_tls = %addrs.teams_tls,
+            trunk_udp = ?addrs.trunk_udp,
+            trunk_tcp = ?addrs.trunk_tcp,
+            metrics = %addrs.metrics,
+            tenants = config.tenants.len(),
+            trunks = config.trunks.len(),
+            "drawbridge started"
+        );
+        Ok(Server { addrs, tasks, media })
+    }
+
+    pub fn local_addrs(&self) -> &LocalAddrs {
+        &self.addrs
+    }
+
+    /// Waits for every task to finish after shutdown, then stops the media workers.
+    pub async fn stopped(self) {
+        self.tasks.wait().await;
+        let media = self.media;
+        let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
+    }
+}
+
+/// One-line summary of the listeners, for `check-config`.
+pub fn listeners_summary(c: &Config) -> String {
+    let mut parts = vec![format!("teams tls {}", c.listen.teams_tls)];
+    if let Some(a) = c.listen.trunk_udp {
+        parts.push(format!("trunk udp {a}"));
+    }
+    if let Some(a) = c.listen.trunk_tcp {
+        parts.push(format!("trunk tcp {a}"));
+    }
+    if let Some(a) = c.listen.trunk_tls {
+        parts.push(format!("trunk tls {a}"));
+    }
+    parts.push(format!("metrics {}", c.listen.metrics));
+    parts.join(", ")
+}

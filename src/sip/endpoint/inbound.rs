@@ -1,0 +1,205 @@
+//! Everything that arrives: parse, check the source, validate, match transactions, answer.
+
+use bytes::Bytes;
+
+use super::{Endpoint, TxContext, policy, token};
+use crate::clock;
+use crate::sip::Method;
+use crate::sip::message::{Message, Request, Response, error_response_for_raw};
+use crate::sip::transaction::{ServerDisposition, TransactionKey};
+use crate::sip::transport::{Incoming, Side, Target, TransportKind};
+use crate::sip::validate::{ValidationPolicy, validate_request};
+
+impl Endpoint {
+    pub(super) async fn on_incoming(&mut self, inc: Incoming) {
+        let reply_to = Target {
+            transport: inc.transport,
+            addr: inc.source,
+            conn: inc.conn,
+            server_name: None,
+            side: inc.side,
+        };
+        let parsed = match inc.transport {
+            TransportKind::Udp => Message::parse_datagram(inc.data.clone()),
+            _ => Message::parse(inc.data.clone()),
+        };
+        let msg = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                crate::metrics::parse_error(inc.transport, e.kind());
+                // RFC 3261 §16.3/§8.2: a request we cannot read gets 400 if enough of it is
+                // there to address an answer; a broken response is only dropped.
+                if let Some((status, reason)) = e.status()
+                    && let Some(bytes) = error_response_for_raw(&inc.data, status, reason)
+                {
+                    tracing::debug!(peer = %inc.source, status, error = %e, "malformed request");
+                    self.send_stateless(&reply_to, status, bytes).await;
+                } else {
+                    tracing::debug!(peer = %inc.source, error = %e, "malformed message dropped");
+                }
+                return;
+            }
+        };
+        match msg {
+            Message::Request(req) => self.on_request(req, &inc, reply_to).await,
+            Message::Response(rsp) => self.on_response(rsp, &inc),
+        }
+    }
+
+    async fn on_request(&mut self, req: Request, inc: &Incoming, reply_to: Target) {
+        crate::metrics::sip_in(inc.transport, req.method.metric_label(), "req");
+        // The trunk side is not authenticated by TLS: only configured sources may talk to us.
+        // Others get no answer at all, which tells a scanner nothing.
+        if inc.side == Side::Trunk && self.trunk_for(inc.source.ip()).is_none() {
+            crate::metrics::acl_reject(inc.transport);
+            tracing::debug!(peer = %inc.source, method = %req.method, "request from a source no trunk allows: dropped");
+            return;
+        }
+        let policy = ValidationPolicy {
+            allowed_methods: policy::allowed_methods(),
+            supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
+            accepted_body_types: policy::ACCEPTED_BODIES.to_vec(),
+        };
+        if let Err(rej) = validate_request(&req, &policy) {
+            // RFC 3261 §17.2.3: ACK is never answered.
+            if req.method != Method::Ack {
+                let mut rsp = Response::for_request(&req, rej.status, &rej.reason, Some(&token(&mut self.rng, 10)));
+                for (name, value) in &rej.extra_headers {
+                    rsp.headers.push(name, value.clone());
+                }
+                self.respond_stateless(&reply_to, rsp).await;
+            }
+            return;
+        }
+        let Some(key) = server_key(&req) else {
+            return;
+        };
+        let reliable = inc.transport != TransportKind::Udp;
+        let now = clock::now();
+        match self.txns.on_request(key.clone(), &req.method, reliable, now) {
+            ServerDisposition::Retransmission | ServerDisposition::AckForFinal(_) => {}
+            ServerDisposition::AckNoTransaction => {
+                // An ACK for a 2xx belongs to a dialog; with no dialog it is dropped (§17.2.3).
+                tracing::debug!(peer = %inc.source, "ACK without a dialog dropped");
+            }
+            ServerDisposition::New(id) => {
+                self.contexts.insert(id, TxContext::Server(reply_to));
+                self.dispatch(id, &req, &key, inc).await;
+            }
+        }
+    }
+
+    /// A new server transaction: decide the answer.
+    async fn dispatch(
+        &mut self,
+        id: crate::sip::transaction::TxId,
+        req: &Request,
+        key: &TransactionKey,
+        inc: &Incoming,
+    ) {
+        let now = clock::now();
+        let to_tag = token(&mut self.rng, 10);
+        let rsp = match &req.method {
+            // TDR-OPT-06: answer OPTIONS with 200 and our capabilities (TDR-HDR-03).
+            Method::Options => {
+                let mut rsp = Response::for_request(req, 200, "OK", Some(&to_tag));
+                self.capabilities(&mut rsp);
+                rsp
+            }
+            Method::Cancel => match self.txns.find_cancel_target(key) {
+                // RFC 3261 §9.2: the INVITE was answered already (calls are refused at once
+                // below), so the CANCEL has nothing left to stop but still gets 200.
+                Some(_) => Response::for_request(req, 200, "OK", Some(&to_tag)),
+                None => Response::for_request(req, 481, "Call/Transaction Does Not Exist", Some(&to_tag)),
+            },
+            Method::Invite => self.initial_invite(req, inc, &to_tag),
+            // In-dialog requests need a dialog; none exists without calls.
+            _ => Response::for_request(req, 481, "Call/Transaction Does Not Exist", Some(&to_tag)),
+        };
+        self.server_respond(id, rsp, now);
+    }
+
+    /// Calls are the B2BUA's job, which this build does not have yet: the tenant is still
+    /// resolved (so an unknown FQDN gets the right 404) and a known one is refused with 503,
+    /// the answer that makes Teams try another SBC (TDR-INV-13).
+    fn initial_invite(&mut self, req: &Request, inc: &Incoming, to_tag: &str) -> Response {
+        if inc.side == Side::Teams {
+            let host = req.uri.host.to_string().to_ascii_lowercase();
+            if !self.config.tenants.iter().any(|t| t.fqdn.eq_ignore_ascii_case(&host)) {
+                crate::metrics::unknown_tenant();
+                tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
+                return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
+            }
+        }
+        tracing::warn!(peer = %inc.source, "INVITE refused: call handling is not in this build");
+        let mut rsp = Response::for_request(req, 503, "Service Unavailable - calls not enabled", Some(to_tag));
+        rsp.headers.push("Retry-After", "60");
+        rsp
+    }
+
+    fn capabilities(&self, rsp: &mut Response) {
+        rsp.headers.push("Allow", policy::ALLOW);
+        rsp.headers.push("Accept", policy::ACCEPT);
+        rsp.headers.push("Supported", policy::SUPPORTED);
+        rsp.headers.push("Server", self.config.sbc.product.clone());
+    }
+
+    fn server_respond(&mut self, id: crate::sip::transaction::TxId, rsp: Response, now: std::time::Instant) {
+        let status = rsp.status;
+        if let Err(e) = self.txns.respond(id, status, rsp.to_bytes(), now) {
+            tracing::debug!(error = %e, "response not sent");
+        }
+    }
+
+    async fn respond_stateless(&mut self, to: &Target, mut rsp: Response) {
+        rsp.headers.push("Server", self.config.sbc.product.clone());
+        let status = rsp.status;
+        self.send_stateless(to, status, rsp.to_bytes()).await;
+    }
+
+    async fn send_stateless(&mut self, to: &Target, status: u16, bytes: Bytes) {
+        crate::metrics::sip_out(to.transport, "response", status);
+        self.send(to.clone(), bytes).await;
+    }
+
+    fn on_response(&mut self, rsp: Response, inc: &Incoming) {
+        crate::metrics::sip_in(inc.transport, "response", status_class(rsp.status));
+        let (Ok(via), Ok(cseq)) = (rsp.headers.top_via(), rsp.headers.cseq()) else {
+            crate::metrics::parse_error(inc.transport, "response_headers");
+            return;
+        };
+        let Some(branch) = via.branch.as_deref() else {
+            return;
+        };
+        let key = TransactionKey::client(branch, &cseq.method);
+        if self.txns.on_response(&key, rsp.status, clock::now()).is_none() {
+            // A stray response: a proxy would forward it, a B2BUA has nowhere to send it.
+            crate::metrics::stray_response();
+            tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
+        }
+    }
+
+    fn trunk_for(&self, ip: std::net::IpAddr) -> Option<&crate::config::TrunkConfig> {
+        self.config.trunks.iter().find(|t| t.allow.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// RFC 3261 §17.2.3 server transaction key, with the RFC 2543 fallback when the branch lacks
+/// the magic cookie.
+fn server_key(req: &Request) -> Option<TransactionKey> {
+    let via = req.headers.top_via().ok()?;
+    let cseq = req.headers.cseq().ok()?;
+    Some(TransactionKey::server(req, &via, &cseq))
+}
+
+pub(super) fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "6xx",
+    }
+}
+

@@ -1,0 +1,205 @@
+//! The SIP endpoint: one task that owns the transaction table and the OPTIONS keepalive, fed by
+//! the transports. It parses, checks and answers what arrives, and sends the pings.
+//!
+//! Transactions and the pinger are sans-I/O; this task only moves bytes and time between them
+//! and the transports (STYLE §2: one task owns the state, no `Arc<Mutex<_>>`).
+
+mod inbound;
+mod keepalive;
+mod policy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
+use crate::config::Config;
+use crate::dns::SipResolver;
+use crate::sip::transaction::{Output, Transactions, TxId};
+use crate::sip::transport::{Incoming, Target, Transports};
+use crate::teams::keepalive::Pinger;
+
+pub(crate) use keepalive::proxy_label;
+
+/// What a transaction's output is for.
+#[derive(Debug, Clone)]
+enum TxContext {
+    /// A server transaction: responses go back to where the request came from.
+    Server(Target),
+    /// An OPTIONS ping: `target`, `seq` identify it in the pinger.
+    Ping { dest: Target, target: usize, seq: u64 },
+}
+
+/// Results that spawned send tasks report back.
+#[derive(Debug)]
+enum Feedback {
+    PingSendFailed { target: usize, seq: u64, reason: String },
+    PingResolved { target: usize, seq: u64, dest: Target },
+}
+
+pub(crate) struct Endpoint {
+    config: Arc<Config>,
+    transports: Transports,
+    resolver: SipResolver,
+    txns: Transactions,
+    contexts: HashMap<TxId, TxContext>,
+    pinger: Pinger,
+    rng: StdRng,
+    feedback_tx: mpsc::Sender<Feedback>,
+    feedback_rx: mpsc::Receiver<Feedback>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(config: Arc<Config>, transports: Transports, resolver: SipResolver) -> Self {
+        let now = clock::now();
+        let pinger = keepalive::pinger_for(&config, now);
+        let (feedback_tx, feedback_rx) = mpsc::channel(1024);
+        Endpoint {
+            txns: Transactions::new(config.sip.timer_config()),
+            config,
+            transports,
+            resolver,
+            contexts: HashMap::new(),
+            pinger,
+            rng: StdRng::from_os_rng(),
+            feedback_tx,
+            feedback_rx,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>, shutdown: CancellationToken) {
+        loop {
+            self.drain().await;
+            let deadline = earliest(self.txns.poll_timeout(), self.pinger.poll_timeout());
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                msg = incoming.recv() => match msg {
+                    Some(inc) => self.on_incoming(inc).await,
+                    None => break,
+                },
+                Some(fb) = self.feedback_rx.recv() => self.on_feedback(fb),
+                () = sleep_until_opt(deadline) => {
+                    let now = clock::now();
+                    self.txns.handle_timeouts(now);
+                    for tr in self.pinger.handle_timeout(now) {
+                        keepalive::report_transition(&self.config, &self.pinger, &tr);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends everything the transactions and the pinger want sent now.
+    async fn drain(&mut self) {
+        let now = clock::now();
+        while let Some(due) = self.pinger.poll_due(now) {
+            self.start_ping(due, now);
+        }
+        while let Some((id, out)) = self.txns.poll_output() {
+            self.on_tx_output(id, out).await;
+        }
+    }
+
+    async fn on_tx_output(&mut self, id: TxId, out: Output) {
+        let now = clock::now();
+        match out {
+            Output::Transmit(bytes) => match self.contexts.get(&id) {
+                Some(TxContext::Server(dest)) => {
+                    let dest = dest.clone();
+                    self.send(dest, bytes).await;
+                }
+                Some(TxContext::Ping { dest, target, seq }) => {
+                    // Opening a TLS connection to a proxy may take a while: it must not stall
+                    // the endpoint. A failure comes back as feedback, so the proxy is marked
+                    // down at once rather than after the ping timeout.
+                    let (dest, target, seq) = (dest.clone(), *target, *seq);
+                    let transports = self.transports.clone();
+                    let feedback = self.feedback_tx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = transports.send(&dest, bytes).await {
+                            let reason = e.to_string();
+                            let _ = feedback.send(Feedback::PingSendFailed { target, seq, reason }).await;
+                        }
+                    });
+                }
+                None => {}
+            },
+            Output::Deliver { status } => {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
+                    if status >= 200 {
+                        let (target, seq) = (*target, *seq);
+                        let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
+                        keepalive::record_answer(&self.config, &self.pinger, target, status, rtt);
+                        if let Some(tr) = tr {
+                            keepalive::report_transition(&self.config, &self.pinger, &tr);
+                        }
+                    }
+                }
+            }
+            Output::Timeout | Output::TransportError => {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
+                    let (target, seq) = (*target, *seq);
+                    if let Some(tr) = self.pinger.on_transport_failure(target, seq, "transaction failed".into()) {
+                        keepalive::report_transition(&self.config, &self.pinger, &tr);
+                    }
+                }
+            }
+            Output::NeedAck { .. } | Output::AckTimeout => {}
+            Output::Terminated => {
+                self.contexts.remove(&id);
+            }
+        }
+    }
+
+    /// Sends on an established path (responses, retransmissions). A failure here is logged and
+    /// counted; the transaction's own timers decide what it means.
+    async fn send(&self, dest: Target, bytes: Bytes) {
+        if let Err(e) = self.transports.send(&dest, bytes).await {
+            tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+        }
+    }
+
+    fn on_feedback(&mut self, fb: Feedback) {
+        match fb {
+            Feedback::PingSendFailed { target, seq, reason } => {
+                if let Some(tr) = self.pinger.on_transport_failure(target, seq, reason) {
+                    keepalive::report_transition(&self.config, &self.pinger, &tr);
+                }
+            }
+            Feedback::PingResolved { target, seq, dest } => {
+                self.send_ping(target, seq, dest, clock::now());
+            }
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Random token for tags, branches and Call-IDs (RFC 3261 §8.1.1.4: globally unique).
+fn token(rng: &mut StdRng, len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
