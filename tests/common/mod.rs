@@ -151,3 +151,20 @@ pub fn free_udp_port() -> u16 {
 pub fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
 }
+
+/// Waits for a child process to exit without blocking the runtime's threads.
+pub async fn wait_exit(mut p: peers::Proc, timeout: Duration) -> (peers::Proc, i32) {
+    tokio::task::spawn_blocking(move || {
+        let code = p.wait_exit(timeout);
+        (p, code)
+    })
+    .await
+    .unwrap()
+}
+
+/// A `[teams]` section whose only proxy is at `addr` under `host`.
+pub fn teams_section(host: &str, addr: &str, interval_s: u64, timeout_ms: u64) -> String {
+    format!(
+        "[teams]\noptions_interval_s = {interval_s}\noptions_timeout_ms = {timeout_ms}\n[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n"
+    )
+}

@@ -101,6 +101,11 @@ pub struct StunnelService<'a> {
 }
 
 pub fn stunnel(dir: &Path, services: &[StunnelService<'_>]) -> Proc {
+    stunnel_with(dir, services, "")
+}
+
+/// stunnel with `extra` option lines added to every service.
+pub fn stunnel_with(dir: &Path, services: &[StunnelService<'_>], extra: &str) -> Proc {
     let bin = require("stunnel4", "stunnel4");
     let mut conf = format!(
         "foreground = yes\npid =\ndebug = info\noutput = {}\n",
@@ -123,6 +128,7 @@ pub fn stunnel(dir: &Path, services: &[StunnelService<'_>]) -> Proc {
         if let Some(n) = s.sni {
             conf += &format!("sni = {n}\n");
         }
+        conf += extra;
     }
     let path = dir.join("stunnel.conf");
     fs::write(&path, conf).unwrap();
