@@ -8,5 +8,6 @@
 
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod media;
 pub mod sip;
