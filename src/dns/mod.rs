@@ -111,7 +111,10 @@ pub enum DnsError {
     #[error("{name}: not a valid DNS name: {source}")]
     InvalidName { name: String, source: ProtoError },
     #[error("{name}: no such domain (NXDOMAIN) for {record_type} query")]
-    NxDomain { name: String, record_type: RecordType },
+    NxDomain {
+        name: String,
+        record_type: RecordType,
+    },
     #[error("{name}: {record_type} lookup failed: {source}")]
     Lookup {
         name: String,
@@ -338,7 +341,10 @@ impl SipResolver {
         let mut first_error = None;
         for entry in ordered {
             let target = parse_name(&entry.target)?;
-            match self.addresses(&target, entry.port, transport, tls_host).await {
+            match self
+                .addresses(&target, entry.port, transport, tls_host)
+                .await
+            {
                 Ok(addrs) => found.extend(addrs),
                 Err(e) => {
                     debug!(srv = %srv_name, target = %entry.target, error = %e, "SRV target skipped");
@@ -396,7 +402,11 @@ impl SipResolver {
 
     /// One query through hickory's cache. `Ok(None)` is NODATA (the name
     /// exists, this type does not).
-    async fn lookup(&self, name: &Name, record_type: RecordType) -> Result<Option<Lookup>, DnsError> {
+    async fn lookup(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+    ) -> Result<Option<Lookup>, DnsError> {
         match self.inner.lookup(name.clone(), record_type).await {
             Ok(lookup) => Ok(Some(lookup)),
             Err(e) if e.is_nx_domain() => Err(DnsError::NxDomain {
@@ -462,7 +472,12 @@ fn dedup(found: &mut Vec<ResolvedTarget>) {
 mod tests {
     use super::*;
 
-    fn target(host: &str, port: Option<u16>, transport: Option<SipTransport>, secure: bool) -> SipTarget {
+    fn target(
+        host: &str,
+        port: Option<u16>,
+        transport: Option<SipTransport>,
+        secure: bool,
+    ) -> SipTarget {
         SipTarget {
             host: host.to_owned(),
             port,
@@ -491,7 +506,10 @@ mod tests {
                 host: "192.0.2.7".into()
             }]
         );
-        let got = r.resolve(&target("[2001:db8::1]", None, None, true)).await.unwrap();
+        let got = r
+            .resolve(&target("[2001:db8::1]", None, None, true))
+            .await
+            .unwrap();
         assert_eq!(got[0].addr, "[2001:db8::1]:5061".parse().unwrap());
         assert_eq!(got[0].transport, SipTransport::Tls);
         assert_eq!(got[0].host, "2001:db8::1");
@@ -508,13 +526,22 @@ mod tests {
 
     #[tokio::test]
     async fn positive_ttls_are_capped_at_15_minutes_tdr_sig_07() {
-        assert_eq!(unreachable_dns().positive_max_ttl(), Some(Duration::from_secs(900)));
+        assert_eq!(
+            unreachable_dns().positive_max_ttl(),
+            Some(Duration::from_secs(900))
+        );
     }
 
     #[test]
     fn srv_owner_names_follow_rfc_3263() {
         let d = fqdn("example.com").unwrap();
-        assert_eq!(srv_owner(SipTransport::Tls, &d).unwrap().to_ascii(), "_sips._tcp.example.com.");
-        assert_eq!(srv_owner(SipTransport::Udp, &d).unwrap().to_ascii(), "_sip._udp.example.com.");
+        assert_eq!(
+            srv_owner(SipTransport::Tls, &d).unwrap().to_ascii(),
+            "_sips._tcp.example.com."
+        );
+        assert_eq!(
+            srv_owner(SipTransport::Udp, &d).unwrap().to_ascii(),
+            "_sip._udp.example.com."
+        );
     }
 }

@@ -31,7 +31,10 @@ fn service_transport(services: &str) -> Option<SipTransport> {
 /// for a SIPS URI only `SIPS+D2T` qualifies; order by `order` then
 /// `preference`. Only the "S" flag (next lookup is SRV) is meaningful for SIP;
 /// records with regexps are discarded since SIP NAPTRs use replacement only.
-pub(crate) fn sip_services(mut records: Vec<NaptrEntry>, secure: bool) -> Vec<(SipTransport, String)> {
+pub(crate) fn sip_services(
+    mut records: Vec<NaptrEntry>,
+    secure: bool,
+) -> Vec<(SipTransport, String)> {
     records.sort_by_key(|r| (r.order, r.preference));
     records
         .into_iter()
@@ -50,7 +53,13 @@ pub(crate) fn sip_services(mut records: Vec<NaptrEntry>, secure: bool) -> Vec<(S
 mod tests {
     use super::*;
 
-    fn naptr(order: u16, preference: u16, flags: &str, services: &str, replacement: &str) -> NaptrEntry {
+    fn naptr(
+        order: u16,
+        preference: u16,
+        flags: &str,
+        services: &str,
+        replacement: &str,
+    ) -> NaptrEntry {
         NaptrEntry {
             order,
             preference,

@@ -43,7 +43,11 @@ pub(crate) fn order_srv<R: Rng + ?Sized>(mut entries: Vec<SrvEntry>, rng: &mut R
 /// reaches it, repeat with the remainder. Zero-weight entries thus get "a very
 /// small chance of being selected" while heavier entries are picked in
 /// proportion to their weight.
-fn order_by_weight<R: Rng + ?Sized>(mut group: Vec<SrvEntry>, rng: &mut R, out: &mut Vec<SrvEntry>) {
+fn order_by_weight<R: Rng + ?Sized>(
+    mut group: Vec<SrvEntry>,
+    rng: &mut R,
+    out: &mut Vec<SrvEntry>,
+) {
     group.sort_by_key(|e| e.weight != 0);
     while !group.is_empty() {
         let total: u32 = group.iter().map(|e| u32::from(e.weight)).sum();
