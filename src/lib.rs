@@ -10,4 +10,5 @@ pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod media;
+pub mod metrics;
 pub mod sip;
