@@ -6,6 +6,7 @@
 //! worker threads (SRTP <-> RTP relay). Protocol cores are sans-I/O.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod dns;
