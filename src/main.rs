@@ -22,6 +22,13 @@ enum Command {
     },
     /// Check a config file: exit 0 with a summary, or 1 with FILE:LINE:COL: reason.
     CheckConfig { file: PathBuf },
+    /// Create development certificates (CA, SBC server certificate, lab "Teams" client
+    /// certificate) in DIR where missing. Not for production.
+    DevCerts {
+        dir: PathBuf,
+        #[arg(long, default_value = "sbc.example.test")]
+        base_domain: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +51,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::DevCerts { dir, base_domain } => {
+            match drawbridge::sip::transport::dev_certs::ensure_dev_certs(&dir, &base_domain) {
+                Ok(_) => {
+                    println!("{}: development certificates for {base_domain} (not for production)", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("drawbridge: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             init_tracing();
             match run(config) {

@@ -52,7 +52,7 @@ async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
     })
     .await
     .unwrap();
-    drop(guard);
+    std::mem::forget(guard); // exited and reaped: its PID may be reused, never kill it now
     let stderr = std::fs::read_to_string(cwd.path().join("stderr.log")).unwrap_or_default();
     let out = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, Some(0), "exit code; log:\n{out}\n{stderr}");

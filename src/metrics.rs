@@ -1,0 +1,396 @@
+//! Metric names, descriptions and pre-built handles for hot paths.
+//!
+//! Every name the product exports is a `pub const` here so dashboards and code
+//! agree. Labels take values from closed sets (`Method::metric_label`, status
+//! class, transport) so no peer can grow the series count.
+//!
+//! The recorder is metrics-exporter-prometheus without its HTTP listener:
+//! `admin` serves `/metrics` itself, beside `/healthz`.
+
+use metrics::{Counter, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::dns::SipTransport;
+use crate::sip::method::Method;
+
+/// `{direction, transport, method, status_class}`: every SIP message sent or received.
+pub const SIP_MESSAGES: &str = "drawbridge_sip_messages_total";
+/// `{transport, kind}`: messages that failed to parse or frame.
+pub const SIP_PARSE_ERRORS: &str = "drawbridge_sip_parse_errors_total";
+/// `{kind, outcome}`: finished transactions (kind: ict, nict, ist, nist).
+pub const SIP_TRANSACTIONS: &str = "drawbridge_sip_transactions_total";
+/// `{side, outcome, reason}`: TLS handshakes as client or server.
+pub const TLS_HANDSHAKES: &str = "drawbridge_tls_handshakes_total";
+/// `{proxy}`: 1 while the Teams proxy answers OPTIONS, else 0.
+pub const TEAMS_PROXY_UP: &str = "drawbridge_teams_proxy_up";
+/// `{proxy}`: OPTIONS request to final response, seconds.
+pub const OPTIONS_RTT: &str = "drawbridge_options_rtt_seconds";
+/// INVITE received to 200 OK relayed, seconds.
+pub const CALL_SETUP: &str = "drawbridge_call_setup_seconds";
+/// `{transport}`: open stream connections (tcp, tls).
+pub const CONNECTIONS_OPEN: &str = "drawbridge_connections_open";
+/// `{direction}`: media packets relayed.
+pub const MEDIA_PACKETS: &str = "drawbridge_media_packets_total";
+/// `{direction}`: media payload bytes relayed.
+pub const MEDIA_BYTES: &str = "drawbridge_media_bytes_total";
+/// `{reason}`: media packets dropped.
+pub const MEDIA_DROPS: &str = "drawbridge_media_drops_total";
+/// Media sessions currently allocated.
+pub const MEDIA_SESSIONS_ACTIVE: &str = "drawbridge_media_sessions_active";
+/// Media ports currently bound (including quarantined ones).
+pub const MEDIA_PORTS_IN_USE: &str = "drawbridge_media_ports_in_use";
+
+/// OPTIONS round trips: LAN-fast answers up to Timer F (32 s) timeouts.
+pub const OPTIONS_RTT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0,
+];
+/// Call setup includes ringing, so the buckets reach a minute.
+pub const CALL_SETUP_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("setting up the Prometheus recorder: {source}")]
+    Recorder { source: BuildError },
+}
+
+/// The builder with our histogram buckets; `install` uses it, tests may call
+/// `build_recorder()` on it for a local recorder.
+pub fn builder() -> Result<PrometheusBuilder, MetricsError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(OPTIONS_RTT.to_owned()), OPTIONS_RTT_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(CALL_SETUP.to_owned()), CALL_SETUP_BUCKETS)
+        })
+        .map_err(|source| MetricsError::Recorder { source })
+}
+
+/// Installs the global recorder and describes every metric. Call once, before
+/// building any handle struct (handles built earlier are no-ops).
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    let handle = builder()?
+        .install_recorder()
+        .map_err(|source| MetricsError::Recorder { source })?;
+    describe();
+    Ok(handle)
+}
+
+/// `# HELP` and units for every metric, on the current recorder.
+pub fn describe() {
+    describe_counter!(
+        SIP_MESSAGES,
+        Unit::Count,
+        "SIP messages by direction, transport, method and status class"
+    );
+    describe_counter!(
+        SIP_PARSE_ERRORS,
+        Unit::Count,
+        "SIP messages rejected by the parser or framer"
+    );
+    describe_counter!(
+        SIP_TRANSACTIONS,
+        Unit::Count,
+        "SIP transactions finished, by kind and outcome"
+    );
+    describe_counter!(
+        TLS_HANDSHAKES,
+        Unit::Count,
+        "TLS handshakes by side, outcome and failure reason"
+    );
+    describe_gauge!(
+        TEAMS_PROXY_UP,
+        "1 if the Teams SIP proxy answers OPTIONS, else 0"
+    );
+    describe_histogram!(
+        OPTIONS_RTT,
+        Unit::Seconds,
+        "OPTIONS keepalive round-trip time per proxy"
+    );
+    describe_histogram!(
+        CALL_SETUP,
+        Unit::Seconds,
+        "Time from INVITE received to 200 OK relayed"
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Open SIP stream connections by transport");
+    describe_counter!(
+        MEDIA_PACKETS,
+        Unit::Count,
+        "Media packets relayed, by direction"
+    );
+    describe_counter!(
+        MEDIA_BYTES,
+        Unit::Bytes,
+        "Media bytes relayed, by direction"
+    );
+    describe_counter!(MEDIA_DROPS, Unit::Count, "Media packets dropped, by reason");
+    describe_gauge!(MEDIA_SESSIONS_ACTIVE, "Media sessions currently allocated");
+    describe_gauge!(MEDIA_PORTS_IN_USE, "Media ports currently bound");
+}
+
+/// Whether the SBC received or sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+const DIRECTIONS: [Direction; 2] = [Direction::In, Direction::Out];
+const TRANSPORTS: [SipTransport; 3] = [SipTransport::Udp, SipTransport::Tcp, SipTransport::Tls];
+/// Same order as `method_index`.
+const METHOD_LABELS: [&str; 15] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "REFER",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "INFO",
+    "MESSAGE",
+    "PUBLISH",
+    "other",
+];
+/// Requests, the six response classes, and "other" for a code outside 100-699.
+const STATUS_CLASSES: [&str; 8] = ["req", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"];
+
+fn method_index(method: &Method) -> usize {
+    match method {
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Bye => 2,
+        Method::Cancel => 3,
+        Method::Options => 4,
+        Method::Register => 5,
+        Method::Prack => 6,
+        Method::Update => 7,
+        Method::Refer => 8,
+        Method::Notify => 9,
+        Method::Subscribe => 10,
+        Method::Info => 11,
+        Method::Message => 12,
+        Method::Publish => 13,
+        Method::Other(_) => 14,
+    }
+}
+
+fn status_index(status: Option<u16>) -> usize {
+    match status {
+        None => 0,
+        Some(code @ 100..=699) => usize::from(code / 100),
+        Some(_) => 7,
+    }
+}
+
+fn transport_index(transport: SipTransport) -> usize {
+    match transport {
+        SipTransport::Udp => 0,
+        SipTransport::Tcp => 1,
+        SipTransport::Tls => 2,
+    }
+}
+
+/// One `drawbridge_sip_messages_total` counter per label combination, looked
+/// up by index on the hot path: no label strings, no registry hashing.
+#[derive(Clone)]
+pub struct SipCounters {
+    counters: Vec<Counter>,
+}
+
+impl std::fmt::Debug for SipCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCounters")
+            .field("series", &self.counters.len())
+            .finish()
+    }
+}
+
+impl SipCounters {
+    /// Registers all 720 series with the current recorder.
+    pub fn new() -> Self {
+        let mut counters = Vec::with_capacity(
+            DIRECTIONS.len() * TRANSPORTS.len() * METHOD_LABELS.len() * STATUS_CLASSES.len(),
+        );
+        for direction in DIRECTIONS {
+            for transport in TRANSPORTS {
+                for method in METHOD_LABELS {
+                    for class in STATUS_CLASSES {
+                        counters.push(metrics::counter!(
+                            SIP_MESSAGES,
+                            "direction" => direction.as_str(),
+                            "transport" => transport.as_str(),
+                            "method" => method,
+                            "status_class" => class,
+                        ));
+                    }
+                }
+            }
+        }
+        Self { counters }
+    }
+
+    /// The counter for one message; `status` is `None` for a request, and for
+    /// a response `method` is the CSeq method.
+    pub fn message(
+        &self,
+        direction: Direction,
+        transport: SipTransport,
+        method: &Method,
+        status: Option<u16>,
+    ) -> &Counter {
+        let d = match direction {
+            Direction::In => 0,
+            Direction::Out => 1,
+        };
+        let idx = ((d * TRANSPORTS.len() + transport_index(transport)) * METHOD_LABELS.len()
+            + method_index(method))
+            * STATUS_CLASSES.len()
+            + status_index(status);
+        // In range by construction: every index is below the product of the
+        // four set sizes `new` registered (checked by a test).
+        &self.counters[idx]
+    }
+}
+
+impl Default for SipCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_match_method_metric_label() {
+        for label in &METHOD_LABELS[..14] {
+            let m = Method::from_token(label);
+            assert_eq!(METHOD_LABELS[method_index(&m)], m.metric_label());
+        }
+        let other = Method::from_token("FOO");
+        assert_eq!(METHOD_LABELS[method_index(&other)], other.metric_label());
+    }
+
+    #[test]
+    fn every_label_combination_has_its_own_counter() {
+        let mut seen = std::collections::HashSet::new();
+        let counters = SipCounters::new();
+        for direction in DIRECTIONS {
+            for transport in TRANSPORTS {
+                for method in METHOD_LABELS {
+                    for status in [
+                        None,
+                        Some(100),
+                        Some(200),
+                        Some(302),
+                        Some(404),
+                        Some(503),
+                        Some(603),
+                        Some(700),
+                    ] {
+                        let c = counters.message(
+                            direction,
+                            transport,
+                            &Method::from_token(method),
+                            status,
+                        );
+                        assert!(seen.insert(std::ptr::from_ref(c)));
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), counters.counters.len());
+    }
+
+    #[test]
+    fn sip_counters_increment_the_labelled_series() {
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        let counters = metrics::with_local_recorder(&recorder, || {
+            describe();
+            SipCounters::new()
+        });
+        counters
+            .message(Direction::In, SipTransport::Tls, &Method::Invite, None)
+            .increment(1);
+        counters
+            .message(
+                Direction::Out,
+                SipTransport::Udp,
+                &Method::from_token("FOO"),
+                Some(486),
+            )
+            .increment(2);
+        counters
+            .message(Direction::Out, SipTransport::Tcp, &Method::Bye, Some(42))
+            .increment(1);
+        let text = handle.render();
+        let line = |labels: &str| format!("{SIP_MESSAGES}{{{labels}}} ");
+        assert!(
+            text.contains(
+                &(line(r#"direction="in",transport="tls",method="INVITE",status_class="req""#)
+                    + "1")
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                &(line(r#"direction="out",transport="udp",method="other",status_class="4xx""#)
+                    + "2")
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                &(line(r#"direction="out",transport="tcp",method="BYE",status_class="other""#)
+                    + "1")
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {SIP_MESSAGES} SIP messages")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn histograms_use_the_configured_buckets() {
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!(OPTIONS_RTT, "proxy" => "sip.pstnhub.microsoft.com").record(0.03);
+            metrics::histogram!(CALL_SETUP).record(2.5);
+        });
+        let text = handle.render();
+        assert!(
+            text.contains(r#"drawbridge_options_rtt_seconds_bucket{proxy="sip.pstnhub.microsoft.com",le="0.05"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drawbridge_options_rtt_seconds_bucket{proxy="sip.pstnhub.microsoft.com",le="0.025"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drawbridge_call_setup_seconds_bucket{le="3"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("quantile"),
+            "summaries instead of histograms: {text}"
+        );
+    }
+}
