@@ -137,7 +137,8 @@ impl InviteClient {
                 Timer::A => {
                     // §17.1.1.2: the interval doubles after each transmission, with no T2 cap
                     // (that cap is for non-INVITE requests and INVITE finals); B ends it.
-                    self.outputs.push_back(Output::Transmit(self.request.clone()));
+                    self.outputs
+                        .push_back(Output::Transmit(self.request.clone()));
                     self.timer_a_interval = self.timer_a_interval.saturating_mul(2);
                     self.timers.set(Timer::A, now + self.timer_a_interval);
                 }

@@ -91,7 +91,8 @@ impl NonInviteClient {
             };
             match timer {
                 Timer::E => {
-                    self.outputs.push_back(Output::Transmit(self.request.clone()));
+                    self.outputs
+                        .push_back(Output::Transmit(self.request.clone()));
                     // §17.1.2.2: in Trying the interval doubles up to T2; in Proceeding it is T2,
                     // since the server has shown it is alive and only the final is awaited.
                     self.timer_e_interval = if self.state == NonInviteClientState::Proceeding {

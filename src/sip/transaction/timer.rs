@@ -310,8 +310,14 @@ mod tests {
         table.set(Timer::A, now + Duration::from_millis(500));
         assert_eq!(table.next_timeout(), Some(now + Duration::from_millis(500)));
         assert_eq!(table.first_expired(now), None);
-        assert_eq!(table.take_expired(now + Duration::from_secs(40)), Some(Timer::A));
-        assert_eq!(table.take_expired(now + Duration::from_secs(40)), Some(Timer::B));
+        assert_eq!(
+            table.take_expired(now + Duration::from_secs(40)),
+            Some(Timer::A)
+        );
+        assert_eq!(
+            table.take_expired(now + Duration::from_secs(40)),
+            Some(Timer::B)
+        );
         assert_eq!(table.take_expired(now + Duration::from_secs(40)), None);
         table.set(Timer::K, now);
         table.set(Timer::E, now);

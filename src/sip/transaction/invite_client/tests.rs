@@ -63,7 +63,10 @@ fn invite_client_stops_resending_on_1xx() {
     let mut clock = Clock::new();
     let mut tx = start(false, &TimerConfig::default(), &clock);
     drain(&mut tx);
-    assert_eq!(step(&mut tx, &mut clock), Some(vec![Output::Transmit(invite())]));
+    assert_eq!(
+        step(&mut tx, &mut clock),
+        Some(vec![Output::Transmit(invite())])
+    );
     tx.handle_response(180, clock.advance_ms(200));
     assert_eq!(drain(&mut tx), vec![Output::Deliver { status: 180 }]);
     assert_eq!(tx.state(), InviteClientState::Proceeding);
@@ -211,7 +214,7 @@ fn invite_client_ignores_transport_error_in_accepted() {
 
 #[test]
 fn invite_client_ignores_invalid_status_and_early_ack() {
-    let mut clock = Clock::new();
+    let clock = Clock::new();
     let mut tx = start(false, &TimerConfig::default(), &clock);
     drain(&mut tx);
     tx.handle_response(99, clock.now);
@@ -242,6 +245,10 @@ fn overdue_timers_fire_in_deadline_order_when_the_owner_wakes_late() {
     tx.handle_timeout(clock.advance_ms(40_000));
     assert_eq!(
         drain(&mut tx),
-        vec![Output::Transmit(invite()), Output::Timeout, Output::Terminated]
+        vec![
+            Output::Transmit(invite()),
+            Output::Timeout,
+            Output::Terminated
+        ]
     );
 }
