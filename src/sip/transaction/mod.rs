@@ -39,6 +39,8 @@ mod timer;
 
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 

@@ -246,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn reliable_transport_sets_timers_d_i_j_k_to_zero() {
+    fn config_zeroes_timers_d_i_j_k_only_for_reliable_transports() {
         let t = TimerConfig::default();
         assert_eq!(t.timer_d(true), Duration::ZERO);
         assert_eq!(t.timer_i(true), Duration::ZERO);
