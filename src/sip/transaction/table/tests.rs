@@ -468,3 +468,158 @@ fn invite_rejected_over_lossy_udp_is_acked_and_both_sides_clean_up() {
         pair.clock.ms()
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        StartClient {
+            invite: bool,
+            reliable: bool,
+            branch: u8,
+        },
+        Request {
+            method: u8,
+            branch: u8,
+            reliable: bool,
+        },
+        Response {
+            invite: bool,
+            branch: u8,
+            status: u16,
+        },
+        Respond {
+            pick: usize,
+            status: u16,
+        },
+        TransportError {
+            pick: usize,
+        },
+        Advance {
+            ms: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let status = prop::sample::select(vec![100u16, 180, 200, 202, 486, 603, 0, 900]);
+        prop_oneof![
+            (any::<bool>(), any::<bool>(), 0u8..4).prop_map(|(invite, reliable, branch)| {
+                Op::StartClient {
+                    invite,
+                    reliable,
+                    branch,
+                }
+            }),
+            (0u8..4, 0u8..4, any::<bool>()).prop_map(|(method, branch, reliable)| Op::Request {
+                method,
+                branch,
+                reliable
+            }),
+            (any::<bool>(), 0u8..4, status.clone()).prop_map(|(invite, branch, status)| {
+                Op::Response {
+                    invite,
+                    branch,
+                    status,
+                }
+            }),
+            (any::<usize>(), status).prop_map(|(pick, status)| Op::Respond { pick, status }),
+            any::<usize>().prop_map(|pick| Op::TransportError { pick }),
+            (0u64..40_000).prop_map(|ms| Op::Advance { ms }),
+        ]
+    }
+
+    fn ids(t: &Table) -> Vec<TxId> {
+        t.entries
+            .iter()
+            .map(|(slot, e)| TxId {
+                slot,
+                generation: e.generation,
+            })
+            .collect()
+    }
+
+    /// The heap's answer must equal a scan of every machine, and indexes must point at live
+    /// entries of the right side.
+    fn check_invariants(t: &Table) {
+        let scanned = t
+            .entries
+            .iter()
+            .filter_map(|(_, e)| e.machine.poll_timeout())
+            .min();
+        assert_eq!(t.poll_timeout(), scanned);
+        for (key, id) in &t.servers {
+            let entry = t.live(*id).expect("server index points at a live entry");
+            assert!(!entry.machine.is_client());
+            assert_eq!(&entry.key, key);
+        }
+        for id in t.clients.values() {
+            assert!(
+                t.live(*id)
+                    .expect("client index is live")
+                    .machine
+                    .is_client()
+            );
+        }
+        assert!(t.heap_len() <= 2 * t.len() + 65);
+    }
+
+    proptest! {
+        #[test]
+        fn random_traffic_keeps_the_deadline_heap_exact_and_never_panics(
+            ops in prop::collection::vec(op(), 1..120)
+        ) {
+            let mut clock = Clock::new();
+            let mut t = table();
+            let methods = [Method::Invite, Method::Ack, Method::Bye, Method::Cancel];
+            for op in ops {
+                match op {
+                    Op::StartClient { invite, reliable, branch } => {
+                        let m = if invite { Method::Invite } else { Method::Options };
+                        let k = TransactionKey::client(&format!("z9hG4bK{branch}"), &m);
+                        let _ = t.start_client(k, &m, Bytes::new(), reliable, "", clock.now);
+                    }
+                    Op::Request { method, branch, reliable } => {
+                        let m = &methods[usize::from(method)];
+                        let k = key(m, &format!("z9hG4bK{branch}"));
+                        t.on_request(k, m, reliable, "", clock.now);
+                    }
+                    Op::Response { invite, branch, status } => {
+                        let m = if invite { Method::Invite } else { Method::Options };
+                        let k = TransactionKey::client(&format!("z9hG4bK{branch}"), &m);
+                        t.on_response(&k, status, clock.now);
+                    }
+                    Op::Respond { pick, status } => {
+                        let all = ids(&t);
+                        if !all.is_empty() {
+                            let _ = t.respond(all[pick % all.len()], status, rsp(status), clock.now);
+                        }
+                    }
+                    Op::TransportError { pick } => {
+                        let all = ids(&t);
+                        if !all.is_empty() {
+                            t.handle_transport_error(all[pick % all.len()], clock.now).unwrap();
+                        }
+                    }
+                    Op::Advance { ms } => {
+                        t.handle_timeouts(clock.advance_ms(ms));
+                    }
+                }
+                while let Some((id, out)) = t.poll_output() {
+                    if let Output::NeedAck { .. } = out {
+                        t.set_ack(id, Bytes::from_static(b"ACK")).unwrap();
+                    }
+                }
+                check_invariants(&t);
+            }
+            // With no more input every transaction that has a timer ends; what is left waits on
+            // the TU (a server without a final, an INVITE client in Proceeding).
+            run_timers(&mut t, &mut clock);
+            for (_, e) in &t.entries {
+                prop_assert!(e.machine.poll_timeout().is_none());
+            }
+            check_invariants(&t);
+        }
+    }
+}
