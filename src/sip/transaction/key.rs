@@ -36,7 +36,7 @@ pub struct RequestFields<'a> {
     pub method: &'a Method,
     /// `branch` parameter of the top Via, if any.
     pub branch: Option<&'a str>,
-    /// sent-by (host[:port]) of the top Via.
+    /// sent-by (`host[:port]`) of the top Via.
     pub sent_by: &'a str,
     pub request_uri: &'a str,
     pub to_tag: Option<&'a str>,
