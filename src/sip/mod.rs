@@ -1,5 +1,6 @@
 //! SIP: messages, transports, transactions.
 
 pub mod method;
+pub mod transaction;
 
 pub use method::Method;
