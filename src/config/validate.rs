@@ -173,11 +173,16 @@ fn sip(c: &Config, out: &mut Vec<Issue>) {
             format!("{} is outside 4096..=1048576", s.max_message_bytes),
         ));
     }
-    if s.t1_ms == 0 || s.t2_ms < s.t1_ms || s.t4_ms == 0 {
-        out.push(Issue::new(
-            vec![Key("sip"), Key("t1_ms")],
-            "timers need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17)",
-        ));
+    if let Err(e) = s.timer_config().validate() {
+        let key = match &e {
+            crate::sip::transaction::TimerConfigError::OutOfRange { name, .. } => match *name {
+                "t2_ms" => "t2_ms",
+                "t4_ms" => "t4_ms",
+                _ => "t1_ms",
+            },
+            crate::sip::transaction::TimerConfigError::T2BelowT1 { .. } => "t2_ms",
+        };
+        out.push(Issue::new(vec![Key("sip"), Key(key)], e.to_string()));
     }
     if s.max_connections == 0 {
         out.push(Issue::new(

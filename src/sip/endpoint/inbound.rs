@@ -6,7 +6,7 @@ use super::{Endpoint, TxContext, policy, token};
 use crate::clock;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
-use crate::sip::transaction::{ServerDisposition, TransactionKey};
+use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
 use crate::sip::validate::{ValidationPolicy, validate_request};
 
@@ -76,14 +76,13 @@ impl Endpoint {
         };
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
-        match self.txns.on_request(key.clone(), &req.method, reliable, now) {
-            ServerDisposition::Retransmission | ServerDisposition::AckForFinal(_) => {}
+        match self.txns.on_request(key.clone(), &req.method, reliable, TxContext::Server(reply_to), now) {
+            ServerDisposition::Retransmission(_) | ServerDisposition::AckForFinal(_) => {}
             ServerDisposition::AckNoTransaction => {
                 // An ACK for a 2xx belongs to a dialog; with no dialog it is dropped (§17.2.3).
                 tracing::debug!(peer = %inc.source, "ACK without a dialog dropped");
             }
             ServerDisposition::New(id) => {
-                self.contexts.insert(id, TxContext::Server(reply_to));
                 self.dispatch(id, &req, &key, inc).await;
             }
         }
@@ -189,7 +188,21 @@ impl Endpoint {
 fn server_key(req: &Request) -> Option<TransactionKey> {
     let via = req.headers.top_via().ok()?;
     let cseq = req.headers.cseq().ok()?;
-    Some(TransactionKey::server(req, &via, &cseq))
+    let request_uri = req.uri.to_string();
+    let to_tag = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned));
+    let from_tag = req.headers.from().ok().and_then(|f| f.tag().map(str::to_owned));
+    let top_via = via.to_string();
+    Some(TransactionKey::server(&RequestFields {
+        method: &req.method,
+        branch: via.branch.as_deref(),
+        sent_by: &via.sent_by(),
+        request_uri: &request_uri,
+        to_tag: to_tag.as_deref(),
+        from_tag: from_tag.as_deref(),
+        call_id: req.headers.call_id().ok()?,
+        cseq: cseq.seq,
+        top_via: &top_via,
+    }))
 }
 
 pub(super) fn status_class(status: u16) -> &'static str {

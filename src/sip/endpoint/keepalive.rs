@@ -129,8 +129,10 @@ impl Endpoint {
             }
         };
         let key = TransactionKey::client(&branch, &Method::Options);
-        let id = self.txns.start_client(key, &Method::Options, request, true, now);
-        self.contexts.insert(id, TxContext::Ping { dest, target, seq });
+        let ctx = TxContext::Ping { dest, target, seq };
+        if let Err(e) = self.txns.start_client(key, &Method::Options, request, true, ctx, now) {
+            tracing::error!(proxy = %proxy.host, error = %e, "cannot start OPTIONS transaction");
+        }
     }
 }
 

@@ -8,7 +8,6 @@ mod inbound;
 mod keepalive;
 mod policy;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,8 +46,7 @@ pub(crate) struct Endpoint {
     config: Arc<Config>,
     transports: Transports,
     resolver: SipResolver,
-    txns: Transactions,
-    contexts: HashMap<TxId, TxContext>,
+    txns: Transactions<TxContext>,
     pinger: Pinger,
     rng: StdRng,
     feedback_tx: mpsc::Sender<Feedback>,
@@ -65,7 +63,6 @@ impl Endpoint {
             config,
             transports,
             resolver,
-            contexts: HashMap::new(),
             pinger,
             rng: StdRng::from_os_rng(),
             feedback_tx,
@@ -110,7 +107,7 @@ impl Endpoint {
     async fn on_tx_output(&mut self, id: TxId, out: Output) {
         let now = clock::now();
         match out {
-            Output::Transmit(bytes) => match self.contexts.get(&id) {
+            Output::Transmit(bytes) => match self.txns.context(id) {
                 Some(TxContext::Server(dest)) => {
                     let dest = dest.clone();
                     self.send(dest, bytes).await;
@@ -132,7 +129,7 @@ impl Endpoint {
                 None => {}
             },
             Output::Deliver { status } => {
-                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
                     if status >= 200 {
                         let (target, seq) = (*target, *seq);
                         let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
@@ -144,17 +141,16 @@ impl Endpoint {
                 }
             }
             Output::Timeout | Output::TransportError => {
-                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
                     let (target, seq) = (*target, *seq);
                     if let Some(tr) = self.pinger.on_transport_failure(target, seq, "transaction failed".into()) {
                         keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
                 }
             }
-            Output::NeedAck { .. } | Output::AckTimeout => {}
-            Output::Terminated => {
-                self.contexts.remove(&id);
-            }
+            // Non-2xx finals to our OPTIONS need no ACK; AckTimeout only concerns INVITEs,
+            // which this endpoint answers at once and does not relay.
+            Output::NeedAck { .. } | Output::AckTimeout | Output::Terminated => {}
         }
     }
 
