@@ -1,5 +1,8 @@
 //! SIP: messages, transports, transactions.
 
+pub mod framing;
+pub mod message;
 pub mod method;
+pub mod validate;
 
 pub use method::Method;
