@@ -65,8 +65,6 @@ pub const LAB_TEAMS_NAMES: [&str; 3] = [
     "sip3.pstnhub.microsoft.com",
 ];
 
-const CA_COMMON_NAME: &str = "drawbridge development CA";
-
 /// Creates in `dir`, only where missing, `ca.crt`/`ca.key`,
 /// `server.crt`/`server.key` and `teams.crt`/`teams.key` (keys mode 0600).
 /// Keys are RSA-2048 because every TDR-SIG-02 suite is ECDHE-RSA (TDR-SIG-04).
@@ -88,7 +86,7 @@ pub fn ensure_dev_certs(dir: &Path, base_domain: &str) -> Result<DevCertPaths, D
         teams_cert: dir.join("teams.crt"),
         teams_key: dir.join("teams.key"),
     };
-    let ca_params = ca_params()?;
+    let ca_params = ca_params(base_domain)?;
     let fresh_ca = !paths.ca_key.exists() || !paths.ca_cert.exists();
     let ca_key = if fresh_ca {
         let key = rsa_key("development CA")?;
@@ -145,15 +143,19 @@ pub fn ensure_dev_certs(dir: &Path, base_domain: &str) -> Result<DevCertPaths, D
     Ok(paths)
 }
 
-fn ca_params() -> Result<CertificateParams, DevCertError> {
+/// The CA's name carries the base domain so two development CAs are told
+/// apart by name (a peer from the other lab is `unknown_ca`, not a forgery);
+/// it is fixed so the issuer can be rebuilt from the key alone.
+fn ca_params(base_domain: &str) -> Result<CertificateParams, DevCertError> {
     let mut params =
         CertificateParams::new(Vec::<String>::new()).map_err(|source| DevCertError::Generate {
             what: "development CA",
             source,
         })?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("drawbridge development CA {base_domain}"),
+    );
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
