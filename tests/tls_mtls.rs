@@ -504,3 +504,110 @@ async fn outbound_tls_presents_our_certificate_and_verifies_the_proxy_name() {
         1
     );
 }
+
+#[tokio::test]
+async fn teams_handshake_that_never_starts_is_dropped_after_the_timeout() {
+    let settings = TransportSettings {
+        teams_tls: Some("127.0.0.1:0".parse().unwrap()),
+        handshake_timeout: Duration::from_millis(200),
+        ..TransportSettings::default()
+    };
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let shutdown = CancellationToken::new();
+    let (transports, incoming) = metrics::with_local_recorder(&recorder, || {
+        Transports::start(settings, Some(material(&[PROXY])), shutdown.clone())
+    })
+    .unwrap();
+    let sbc = Sbc {
+        transports,
+        incoming,
+        metrics: recorder.handle(),
+        shutdown,
+    };
+    // TCP connects, but no ClientHello ever comes.
+    let mut tcp = TcpStream::connect(sbc.teams_addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)));
+    assert_eq!(sbc.handshakes("inbound", "failed", "timeout", 1).await, 1);
+}
+
+#[tokio::test]
+async fn reloaded_certificate_is_served_to_new_handshakes_tdr_sig_06() {
+    let mut sbc = Sbc::start(&[PROXY]);
+    let (c, f) = (&certs().ours, &certs().foreign);
+    let before = connect(
+        proxy_client(Some((&c.teams_cert, &c.teams_key))),
+        sbc.teams_addr(),
+        BASE,
+    )
+    .await
+    .unwrap();
+
+    // The renewed server certificate (here from the other lab CA); client
+    // certificates are still checked against our CA.
+    let renewed = TlsMaterial::load(
+        &f.server_cert,
+        &f.server_key,
+        &c.ca_cert,
+        vec![PROXY.into()],
+    )
+    .unwrap();
+    sbc.transports.reload_tls(renewed).unwrap();
+
+    let mut roots = RootCertStore::empty();
+    roots.add(read_certs(&f.ca_cert)[0].clone()).unwrap();
+    let client = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(read_certs(&c.teams_cert), read_key(&c.teams_key))
+        .unwrap();
+    let after = connect(client, sbc.teams_addr(), "t1.other.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        after.get_ref().1.peer_certificates().unwrap()[0],
+        read_certs(&f.server_cert)[0]
+    );
+    // The connection made before the reload is still open and usable.
+    let (_, session) = before.get_ref();
+    assert_eq!(
+        session.peer_certificates().unwrap()[0],
+        read_certs(&c.server_cert)[0]
+    );
+    let mut before = before;
+    before.write_all(&options("still-open")).await.unwrap();
+    assert_eq!(
+        sbc.next_incoming().await.data,
+        Bytes::from(options("still-open"))
+    );
+}
+
+#[tokio::test]
+async fn trunk_tls_listener_needs_no_client_certificate() {
+    let settings = TransportSettings {
+        trunk_tls: Some("127.0.0.1:0".parse().unwrap()),
+        ..TransportSettings::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (transports, mut incoming) =
+        Transports::start(settings, Some(material(&[PROXY])), shutdown.clone()).unwrap();
+    let addr = transports
+        .local_addr(TransportKind::Tls, Side::Trunk)
+        .unwrap();
+    let mut tls = connect(proxy_client(None), addr, "localhost")
+        .await
+        .unwrap();
+    tls.write_all(&options("trunk")).await.unwrap();
+    let got = tokio::time::timeout(WAIT, incoming.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.side, Side::Trunk);
+    assert_eq!(got.peer_name, None);
+    assert_eq!(got.data, Bytes::from(options("trunk")));
+    shutdown.cancel();
+}

@@ -220,6 +220,8 @@ fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), DevCertE
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -252,12 +254,21 @@ mod tests {
         ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
         assert_eq!(std::fs::read(&paths.server_cert).unwrap(), before);
         // The reissued Teams certificate still chains to the CA on disk.
-        crate::sip::transport::TlsMaterial::load(
+        let teams = crate::sip::transport::TlsMaterial::load(
             &paths.teams_cert,
             &paths.teams_key,
             &paths.ca_cert,
             vec![],
         )
         .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::clone(&teams.roots),
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+        .build()
+        .unwrap();
+        verifier
+            .verify_client_cert(&teams.chain()[0], &[], rustls_pki_types::UnixTime::now())
+            .unwrap();
     }
 }

@@ -122,23 +122,10 @@ impl ErrorReason {
     }
 }
 
+// Arrays below are indexed by `enum as usize`: each `ALL` lists its enum's
+// variants in declaration order.
 const KINDS: [TransportKind; 3] = [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls];
 const SIDES: [Side; 2] = [Side::Teams, Side::Trunk];
-
-fn kind_index(kind: TransportKind) -> usize {
-    match kind {
-        TransportKind::Udp => 0,
-        TransportKind::Tcp => 1,
-        TransportKind::Tls => 2,
-    }
-}
-
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::Teams => 0,
-        Side::Trunk => 1,
-    }
-}
 
 /// One handshake counter per (side, direction): `ok` plus each failure.
 struct HandshakeCounters {
@@ -179,11 +166,11 @@ impl TransportMetrics {
     }
 
     pub(crate) fn connection_opened(&self, kind: TransportKind) {
-        self.open[kind_index(kind)].increment(1.0);
+        self.open[kind as usize].increment(1.0);
     }
 
     pub(crate) fn connection_closed(&self, kind: TransportKind) {
-        self.open[kind_index(kind)].decrement(1.0);
+        self.open[kind as usize].decrement(1.0);
     }
 
     pub(crate) fn handshake(
@@ -192,28 +179,38 @@ impl TransportMetrics {
         direction: Direction,
         outcome: Result<(), HandshakeFailure>,
     ) {
-        let counters = &self.handshakes[side_index(side)][match direction {
-            Direction::Inbound => 0,
-            Direction::Outbound => 1,
-        }];
+        let counters = &self.handshakes[side as usize][direction as usize];
         match outcome {
             Ok(()) => counters.ok.increment(1),
-            Err(reason) => {
-                let i = HandshakeFailure::ALL
-                    .iter()
-                    .position(|r| *r == reason)
-                    .unwrap_or(HandshakeFailure::ALL.len() - 1);
-                if let Some(counter) = counters.failed.get(i) {
-                    counter.increment(1);
-                }
-            }
+            Err(reason) => counters.failed[reason as usize].increment(1),
         }
     }
 
     pub(crate) fn error(&self, kind: TransportKind, reason: ErrorReason) {
-        let i = ErrorReason::ALL.iter().position(|r| *r == reason);
-        if let Some(counter) = i.and_then(|i| self.errors[kind_index(kind)].get(i)) {
-            counter.increment(1);
+        self.errors[kind as usize][reason as usize].increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_tables_follow_declaration_order() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+        }
+        for (i, side) in SIDES.iter().enumerate() {
+            assert_eq!(*side as usize, i);
+        }
+        for (i, dir) in Direction::ALL.iter().enumerate() {
+            assert_eq!(*dir as usize, i);
+        }
+        for (i, reason) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        for (i, reason) in ErrorReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
         }
     }
 }
