@@ -44,9 +44,9 @@ pub struct ValidationPolicy {
 
 /// Headers that occur once, and what to call them in the reason phrase.
 const SINGLE: [(&str, &str, &str); 5] = [
+    ("Call-ID", "Bad Request - Missing Call-ID", "Bad Request - Multiple Call-ID"),
     ("From", "Bad Request - Missing From", "Bad Request - Multiple From"),
     ("To", "Bad Request - Missing To", "Bad Request - Multiple To"),
-    ("Call-ID", "Bad Request - Missing Call-ID", "Bad Request - Multiple Call-ID"),
     ("CSeq", "Bad Request - Missing CSeq", "Bad Request - Multiple CSeq"),
     ("Max-Forwards", "", "Bad Request - Multiple Max-Forwards"),
 ];
@@ -74,9 +74,9 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
             return Err(Rejection::bad(multiple));
         }
     }
+    h.call_id().map_err(|_| Rejection::bad("Bad Request - Malformed Call-ID"))?;
     h.from().map_err(|_| Rejection::bad("Bad Request - Malformed From"))?;
     h.to().map_err(|_| Rejection::bad("Bad Request - Malformed To"))?;
-    h.call_id().map_err(|_| Rejection::bad("Bad Request - Malformed Call-ID"))?;
     for (name, _, multiple) in SINGLE {
         // ... or a comma list in one line.
         if h.values(name).count() > 1 {
