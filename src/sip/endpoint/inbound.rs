@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{Endpoint, TxContext, policy, token};
 use crate::clock;
+use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
 use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
@@ -26,14 +27,16 @@ impl Endpoint {
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                crate::metrics::parse_error(inc.transport, e.kind());
+                self.counters.parse_error(inc.transport, &e);
                 // RFC 3261 §16.3/§8.2: a request we cannot read gets 400 if enough of it is
                 // there to address an answer; a broken response is only dropped.
                 if let Some((status, reason)) = e.status()
                     && let Some(bytes) = error_response_for_raw(&inc.data, status, reason)
                 {
                     tracing::debug!(peer = %inc.source, status, error = %e, "malformed request");
-                    self.send_stateless(&reply_to, status, bytes).await;
+                    // The method is unknown when the request did not parse.
+                    let method = Method::Other(String::new());
+                    self.send_stateless(&reply_to, &method, status, bytes).await;
                 } else {
                     tracing::debug!(peer = %inc.source, error = %e, "malformed message dropped");
                 }
@@ -47,11 +50,11 @@ impl Endpoint {
     }
 
     async fn on_request(&mut self, req: Request, inc: &Incoming, reply_to: Target) {
-        crate::metrics::sip_in(inc.transport, req.method.metric_label(), "req");
+        self.counters.message(Direction::In, inc.transport, &req.method, None);
         // The trunk side is not authenticated by TLS: only configured sources may talk to us.
         // Others get no answer at all, which tells a scanner nothing.
         if inc.side == Side::Trunk && self.trunk_for(inc.source.ip()).is_none() {
-            crate::metrics::acl_reject(inc.transport);
+            self.counters.acl_reject(inc.transport);
             tracing::debug!(peer = %inc.source, method = %req.method, "request from a source no trunk allows: dropped");
             return;
         }
@@ -125,7 +128,7 @@ impl Endpoint {
         if inc.side == Side::Teams {
             let host = req.uri.host.to_string().to_ascii_lowercase();
             if !self.config.tenants.iter().any(|t| t.fqdn.eq_ignore_ascii_case(&host)) {
-                crate::metrics::unknown_tenant();
+                self.counters.unknown_tenant();
                 tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
                 return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
             }
@@ -145,6 +148,9 @@ impl Endpoint {
 
     fn server_respond(&mut self, id: crate::sip::transaction::TxId, rsp: Response, now: std::time::Instant) {
         let status = rsp.status;
+        if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq()) {
+            self.counters.message(Direction::Out, t.transport, &cseq.method, Some(status));
+        }
         if let Err(e) = self.txns.respond(id, status, rsp.to_bytes(), now) {
             tracing::debug!(error = %e, "response not sent");
         }
@@ -153,27 +159,28 @@ impl Endpoint {
     async fn respond_stateless(&mut self, to: &Target, mut rsp: Response) {
         rsp.headers.push("Server", self.config.sbc.product.clone());
         let status = rsp.status;
-        self.send_stateless(to, status, rsp.to_bytes()).await;
+        let method = rsp.headers.cseq().map(|c| c.method).unwrap_or(Method::Other(String::new()));
+        self.send_stateless(to, &method, status, rsp.to_bytes()).await;
     }
 
-    async fn send_stateless(&mut self, to: &Target, status: u16, bytes: Bytes) {
-        crate::metrics::sip_out(to.transport, "response", status);
+    async fn send_stateless(&mut self, to: &Target, method: &Method, status: u16, bytes: Bytes) {
+        self.counters.message(Direction::Out, to.transport, method, Some(status));
         self.send(to.clone(), bytes).await;
     }
 
     fn on_response(&mut self, rsp: Response, inc: &Incoming) {
-        crate::metrics::sip_in(inc.transport, "response", status_class(rsp.status));
         let (Ok(via), Ok(cseq)) = (rsp.headers.top_via(), rsp.headers.cseq()) else {
-            crate::metrics::parse_error(inc.transport, "response_headers");
+            self.counters.response_headers_error(inc.transport);
             return;
         };
+        self.counters.message(Direction::In, inc.transport, &cseq.method, Some(rsp.status));
         let Some(branch) = via.branch.as_deref() else {
             return;
         };
         let key = TransactionKey::client(branch, &cseq.method);
         if self.txns.on_response(&key, rsp.status, clock::now()).is_none() {
             // A stray response: a proxy would forward it, a B2BUA has nowhere to send it.
-            crate::metrics::stray_response();
+            self.counters.stray_response();
             tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
         }
     }
@@ -205,14 +212,4 @@ fn server_key(req: &Request) -> Option<TransactionKey> {
     }))
 }
 
-pub(super) fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "6xx",
-    }
-}
 

@@ -43,7 +43,7 @@ pub(super) fn pinger_for(config: &Config, now: Instant) -> Pinger {
 }
 
 /// Bounded label for a proxy: its configured host (the config bounds the set).
-pub(crate) fn proxy_label(config: &Config, proxy: usize) -> String {
+pub(super) fn proxy_label(config: &Config, proxy: usize) -> String {
     config
         .teams
         .proxies
@@ -130,6 +130,7 @@ impl Endpoint {
         };
         let key = TransactionKey::client(&branch, &Method::Options);
         let ctx = TxContext::Ping { dest, target, seq };
+        self.counters.message(crate::metrics::Direction::Out, TransportKind::Tls, &Method::Options, None);
         if let Err(e) = self.txns.start_client(key, &Method::Options, request, true, ctx, now) {
             tracing::error!(proxy = %proxy.host, error = %e, "cannot start OPTIONS transaction");
         }

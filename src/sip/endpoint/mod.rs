@@ -4,6 +4,7 @@
 //! Transactions and the pinger are sans-I/O; this task only moves bytes and time between them
 //! and the transports (STYLE §2: one task owns the state, no `Arc<Mutex<_>>`).
 
+mod counters;
 mod inbound;
 mod keepalive;
 mod policy;
@@ -24,7 +25,6 @@ use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Target, Transports};
 use crate::teams::keepalive::Pinger;
 
-pub(crate) use keepalive::proxy_label;
 
 /// What a transaction's output is for.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ pub(crate) struct Endpoint {
     resolver: SipResolver,
     txns: Transactions<TxContext>,
     pinger: Pinger,
+    counters: counters::Counters,
     rng: StdRng,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
@@ -64,6 +65,7 @@ impl Endpoint {
             transports,
             resolver,
             pinger,
+            counters: counters::Counters::new(),
             rng: StdRng::from_os_rng(),
             feedback_tx,
             feedback_rx,
