@@ -102,7 +102,15 @@ mod tests {
 
     #[test]
     fn method_tokens_round_trip_and_are_case_sensitive() {
-        for m in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REFER", "NEWMETHOD"] {
+        for m in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REFER",
+            "NEWMETHOD",
+        ] {
             assert_eq!(Method::from_token(m).as_str(), m);
         }
         assert_eq!(Method::from_token("invite"), Method::Other("invite".into()));
