@@ -104,17 +104,19 @@ impl Worker {
                 }
             }
             let now = clock::now();
-            let mut commands = false;
+            // Commands before packets, and on every wake-up rather than only
+            // on the waker's token: an update sent before a packet must apply
+            // to it even when both show up in one poll or the waker's event
+            // was consumed earlier. An empty `try_recv` is one atomic load.
+            if !self.handle_commands(now) {
+                return;
+            }
             for ev in &events {
-                match SocketToken::from_token(ev.token()) {
-                    None => commands = true,
-                    Some(t) => self.mark_ready(t),
+                if let Some(t) = SocketToken::from_token(ev.token()) {
+                    self.mark_ready(t);
                 }
             }
             self.relay_ready(now);
-            if commands && !self.handle_commands(now) {
-                return;
-            }
             if now >= next_sweep {
                 self.sweep(now);
                 next_sweep = now + SWEEP_EVERY;
@@ -175,7 +177,6 @@ impl Worker {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => return true,
             }
-            self.counters.set_sessions(self.slots.len());
         }
     }
 
@@ -203,6 +204,7 @@ impl Worker {
         }
         entry.insert(slot);
         self.by_id.insert(id, key);
+        self.counters.set_sessions(self.slots.len());
     }
 
     fn remove(&mut self, id: SessionId, now: Instant) -> Option<crate::media::SessionStats> {
@@ -216,6 +218,9 @@ impl Worker {
         }
         let stats = slot.session.stats();
         drop(slot.sockets);
+        // Counted before the caller gets the stats: whoever waited for them
+        // then sees the session gone from the gauge too.
+        self.counters.set_sessions(self.slots.len());
         // Only now, with the sockets closed, may the ports start their
         // quarantine.
         if let Ok(mut pools) = self.pools.lock() {
