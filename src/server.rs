@@ -67,9 +67,10 @@ impl Server {
             handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
             max_connections: config.sip.max_connections,
             connect_timeout: Duration::from_millis(config.sip.connect_timeout_ms),
+            teams_tls13: config.tls.teams_tls13,
+            ..TransportSettings::default()
         };
-        let (transports, incoming) =
-            Transports::start(settings, Some(tls), config.tls.teams_tls13, shutdown.clone()).await?;
+        let (transports, incoming) = Transports::start(settings, Some(tls), shutdown.clone())?;
         let resolver = if config.dns.nameservers.is_empty() {
             SipResolver::from_system()?
         } else {
@@ -96,10 +97,11 @@ impl Server {
 
         let tasks = TaskTracker::new();
         let media_for_scrape = media.clone();
-        let state = crate::admin::AdminState::new(
+        let state = crate::admin::AdminState {
             handle,
-            vec![Box::new(move || media_for_scrape.publish_metrics())],
-        );
+            collectors: vec![Box::new(move || media_for_scrape.publish_metrics())],
+            draining: Default::default(),
+        };
         let draining = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
         let endpoint = Endpoint::new(config.clone(), transports, resolver);

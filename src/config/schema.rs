@@ -21,7 +21,7 @@ pub struct Config {
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
-    pub media: toml::Table, // MERGE: media::MediaConfig
+    pub media: crate::media::MediaConfig,
     #[serde(default)]
     pub dns: DnsSection,
 }

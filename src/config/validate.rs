@@ -33,13 +33,13 @@ impl Issue {
         let mut s = String::new();
         for seg in &self.path {
             match seg {
-                Seg::Key(k) => {
+                Key(k) => {
                     if !s.is_empty() {
                         s.push('.');
                     }
                     s.push_str(k);
                 }
-                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+                Index(i) => s.push_str(&format!("[{i}]")),
             }
         }
         s
@@ -57,6 +57,15 @@ pub(crate) fn validate(c: &Config) -> Vec<Issue> {
     teams(c, &mut out);
     trunks(c, &mut out);
     tenants(c, &mut out);
+    if let Err(e) = c.media.validate() {
+        use crate::media::MediaConfigError as E;
+        let key = match &e {
+            E::InvertedRange { .. } | E::NoPortPair { .. } | E::PrivilegedPort { .. } => "port_min",
+            E::UnspecifiedPublic { key, .. } => key,
+            E::NoEventCapacity => "event_capacity",
+        };
+        out.push(Issue::new(vec![Key("media"), Key(key)], e.to_string()));
+    }
     out
 }
 
