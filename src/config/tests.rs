@@ -4,9 +4,7 @@ use super::*;
 
 fn with_certs(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["server.crt", "server.key", "ca.crt"] {
-        std::fs::write(dir.path().join(f), "x").unwrap();
-    }
+    crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
     let text = text.replace("certs/dev/", "");
     (dir, text)
 }
@@ -94,4 +92,14 @@ fn every_problem_is_reported_in_one_pass() {
         .replace("options_interval_s = 60", "options_interval_s = 600");
     let err = parse(&text).unwrap_err();
     assert_eq!(err.issues().len(), 2, "{err}");
+}
+
+#[test]
+fn key_of_another_certificate_is_refused_on_the_key_line() {
+    let text = default::DEFAULT_TOML.replace("certs/dev/server.key", "certs/dev/ca.key");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("ca.key")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
+    assert!(issue.reason.contains("does not match"), "{err}");
 }

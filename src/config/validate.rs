@@ -150,6 +150,33 @@ fn tls(c: &Config, out: &mut Vec<Issue>) {
             ));
         }
     }
+    let readable = [&c.tls.cert, &c.tls.key, &c.tls.ca]
+        .iter()
+        .all(|p| std::fs::metadata(p).is_ok());
+    if readable
+        && let Err(e) = crate::sip::transport::TlsMaterial::load(
+            &c.tls.cert,
+            &c.tls.key,
+            &c.tls.ca,
+            c.tls.peer_names.clone(),
+        )
+    {
+        use crate::sip::transport::TlsMaterialError as E;
+        let key = match &e {
+            E::KeyMismatch { .. } | E::NoKey { .. } | E::BadKey { .. } => "key",
+            E::BadCa { .. } | E::NoCa { .. } => "ca",
+            E::Unreadable { path, .. } | E::BadPem { path, .. } | E::NoCertificate { path } => {
+                if *path == c.tls.key {
+                    "key"
+                } else if *path == c.tls.ca {
+                    "ca"
+                } else {
+                    "cert"
+                }
+            }
+        };
+        out.push(Issue::new(vec![Key("tls"), Key(key)], e.to_string()));
+    }
     if c.tls.peer_names.is_empty() {
         out.push(Issue::new(
             vec![Key("tls"), Key("peer_names")],
