@@ -107,7 +107,15 @@ impl Server {
         let endpoint = Endpoint::new(config.clone(), transports, resolver);
         tasks.spawn(endpoint.run(incoming, shutdown.clone()));
         // Media events have no consumer until calls exist; drain them so workers never block.
-        tasks.spawn(async move { while media_events.recv().await.is_some() {} });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    ev = media_events.recv() => if ev.is_none() { break },
+                }
+            }
+        });
         let stop = shutdown.clone();
         tasks.spawn(async move {
             stop.cancelled().await;

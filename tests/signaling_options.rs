@@ -68,7 +68,7 @@ async fn options_over_udp_tcp_and_tls_get_200_tdr_opt_06() {
     assert_eq!(code, 0, "SIPp over stunnel/TLS failed:\n{}", p.log_text());
 
     let m = d.metrics();
-    for transport in ["UDP", "TCP", "TLS"] {
+    for transport in ["udp", "tcp", "tls"] {
         let n = metric(&m, "drawbridge_sip_messages_total", &[("direction", "in"), ("transport", transport), ("method", "OPTIONS")]);
         assert!(n >= 5.0, "{transport}: {n} OPTIONS counted in\n{m}");
     }

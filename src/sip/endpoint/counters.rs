@@ -44,14 +44,14 @@ impl Counters {
             for kind in PARSE_KINDS {
                 parse.push(metrics::counter!(
                     crate::metrics::SIP_PARSE_ERRORS,
-                    "transport" => t.to_string(),
+                    "transport" => sip_transport(t).as_str(),
                     "kind" => kind,
                 ));
             }
         }
         let acl = TRANSPORTS
             .iter()
-            .map(|t| metrics::counter!(crate::metrics::SIP_ACL_REJECTS, "transport" => t.to_string()))
+            .map(|t| metrics::counter!(crate::metrics::SIP_ACL_REJECTS, "transport" => sip_transport(*t).as_str()))
             .collect();
         Counters {
             sip: SipCounters::new(),
