@@ -53,8 +53,7 @@ pub struct Server {
 
 impl Server {
     /// Starts the daemon on `config`; it runs until `shutdown` is cancelled.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Server, StartError> {
-        let config = Arc::new(config);
+    pub async fn start(mut config: Config, shutdown: CancellationToken) -> Result<Server, StartError> {
         let handle = crate::metrics::install()?;
         let tls = TlsMaterial::load(&config.tls.cert, &config.tls.key, &config.tls.ca, config.tls.peer_names.clone())?;
         let settings = TransportSettings {
@@ -71,6 +70,14 @@ impl Server {
             ..TransportSettings::default()
         };
         let (transports, incoming) = Transports::start(settings, Some(tls), shutdown.clone())?;
+        // Contact and Via toward Teams carry the port we really listen on (TDR-OPT-04), which
+        // differs from the configured one when that was 0.
+        if config.listen.teams_advertised_port.is_none()
+            && let Some(bound) = transports.local_addr(TransportKind::Tls, Side::Teams)
+        {
+            config.listen.teams_advertised_port = Some(bound.port());
+        }
+        let config = Arc::new(config);
         let resolver = if config.dns.nameservers.is_empty() {
             SipResolver::from_system()?
         } else {

@@ -60,8 +60,14 @@ async fn proxy_gets_options_with_fqdn_contact_and_its_gauge_follows_it_tdr_opt_0
     let d = Daemon::start(&lab_config(&certs, &teams)).await;
 
     wait_for("proxy up", Duration::from_secs(15), || (up(&d) == 1.0).then_some(())).await;
-    let trace = std::fs::read_to_string(dir.path().join("proxy1-messages.log")).unwrap();
+    // SIPp flushes its message trace on its own schedule: wait for the OPTIONS to appear.
     let want = format!("Contact: <sip:sbc.example.test:{};transport=tls>", d.addrs.teams_tls.port());
+    let trace_file = dir.path().join("proxy1-messages.log");
+    let trace = wait_for("the OPTIONS in SIPp's trace", Duration::from_secs(10), || {
+        let t = std::fs::read_to_string(&trace_file).unwrap_or_default();
+        t.contains("X-MS-SBC").then_some(t)
+    })
+    .await;
     assert!(trace.contains(&want), "no {want:?} in the OPTIONS SIPp received:\n{trace}");
     assert!(trace.contains("OPTIONS sip:sip.pstnhub.microsoft.com:5061 SIP/2.0"), "{trace}");
     assert!(trace.contains("X-MS-SBC: "), "no X-MS-SBC (TDR-HDR-01):\n{trace}");

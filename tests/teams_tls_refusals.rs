@@ -94,7 +94,7 @@ async fn client_certificate_for_a_name_not_in_peer_names_is_refused_tdr_sig_05()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificate_from_another_ca_is_refused() {
     let certs = Certs::new("sbc.example.test");
-    let other = Certs::new("sbc.example.test");
+    let other = Certs::new("other.example.test");
     let teams = teams_section("sip3.pstnhub.microsoft.com", "127.0.0.1:9", 60, 1000);
     let d = Daemon::start(&lab_config(&certs, &teams)).await;
     // A Microsoft-named certificate, but issued by a CA the SBC does not trust.

@@ -65,15 +65,17 @@ async fn torture_messages_get_the_manifest_answer_and_the_daemon_keeps_answering
     for (row, got) in &results {
         let (file, action) = (&row[0], &row[4]);
         let ok = match action.as_str() {
+            // unksm2 is a REGISTER whose To is not a SIP URI: a registrar answers 400, but an
+            // SBC is no registrar, so REGISTER is refused as a method (405 with Allow) first.
+            "reply 400" if file == "unksm2.dat" => *got == Some(400) || *got == Some(405),
             "reply 400" => *got == Some(400),
             "reply 400 (or process ignoring Date)" => got.is_some(),
             "drop" => got.is_none(),
             a if a.starts_with("reply 4xx/5xx specific") || a.starts_with("reply 5xx specific") || a.starts_with("reply 4xx specific") => {
                 let codes: Vec<u16> = a.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).filter(|c| *c >= 400).collect();
                 // regaut01 (REGISTER with an unknown auth scheme): we are no registrar, so the
-                // method itself is refused (501/405) before authentication matters; unksm2 and
-                // esc02 likewise reach us as methods we do not serve.
-                got.is_some_and(|g| codes.contains(&g) || (file == "regaut01.dat" && (g == 501 || g == 405)))
+                // method itself is refused (405 with Allow) before authentication matters.
+                got.is_some_and(|g| codes.contains(&g) || (file == "regaut01.dat" && g == 405))
             }
             // Accepted and processed: requests get the answer their method gets here (e.g. 501
             // for REGISTER/MESSAGE, 503 for INVITE while calls are off), never a parse 400;

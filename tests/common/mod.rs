@@ -69,6 +69,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(text: &str) -> Daemon {
+        // Daemon logs go to the test's captured output: shown when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "debug".into()))
+            .with_test_writer()
+            .try_init();
         let c = config::from_str(text, Path::new("test.toml"), Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
         let shutdown = CancellationToken::new();
         let server = Server::start(c, shutdown.clone()).await.unwrap();
