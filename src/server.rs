@@ -53,9 +53,17 @@ pub struct Server {
 
 impl Server {
     /// Starts the daemon on `config`; it runs until `shutdown` is cancelled.
-    pub async fn start(mut config: Config, shutdown: CancellationToken) -> Result<Server, StartError> {
+    pub async fn start(
+        mut config: Config,
+        shutdown: CancellationToken,
+    ) -> Result<Server, StartError> {
         let handle = crate::metrics::install()?;
-        let tls = TlsMaterial::load(&config.tls.cert, &config.tls.key, &config.tls.ca, config.tls.peer_names.clone())?;
+        let tls = TlsMaterial::load(
+            &config.tls.cert,
+            &config.tls.key,
+            &config.tls.ca,
+            config.tls.peer_names.clone(),
+        )?;
         let settings = TransportSettings {
             teams_tls: Some(config.listen.teams_tls),
             trunk_udp: config.listen.trunk_udp,
@@ -87,10 +95,16 @@ impl Server {
 
         let admin_listener = tokio::net::TcpListener::bind(config.listen.metrics)
             .await
-            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+            .map_err(|source| StartError::AdminBind {
+                addr: config.listen.metrics,
+                source,
+            })?;
         let metrics_addr = admin_listener
             .local_addr()
-            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+            .map_err(|source| StartError::AdminBind {
+                addr: config.listen.metrics,
+                source,
+            })?;
 
         let addrs = LocalAddrs {
             teams_tls: transports
@@ -138,7 +152,11 @@ impl Server {
             trunks = config.trunks.len(),
             "drawbridge started"
         );
-        Ok(Server { addrs, tasks, media })
+        Ok(Server {
+            addrs,
+            tasks,
+            media,
+        })
     }
 
     pub fn local_addrs(&self) -> &LocalAddrs {

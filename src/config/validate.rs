@@ -80,7 +80,9 @@ pub(crate) fn is_dns_name(s: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
 
@@ -142,7 +144,11 @@ fn listen(c: &Config, out: &mut Vec<Issue>) {
 }
 
 fn tls(c: &Config, out: &mut Vec<Issue>) {
-    for (key, path) in [("cert", &c.tls.cert), ("key", &c.tls.key), ("ca", &c.tls.ca)] {
+    for (key, path) in [
+        ("cert", &c.tls.cert),
+        ("key", &c.tls.key),
+        ("ca", &c.tls.ca),
+    ] {
         if let Err(e) = std::fs::metadata(path) {
             out.push(Issue::new(
                 vec![Key("tls"), Key(key)],

@@ -64,8 +64,16 @@ impl Counters {
 
     /// A message in or out; `status` None for a request, and for a response `method` is the
     /// CSeq method.
-    pub(super) fn message(&self, dir: Direction, t: TransportKind, method: &Method, status: Option<u16>) {
-        self.sip.message(dir, sip_transport(t), method, status).increment(1);
+    pub(super) fn message(
+        &self,
+        dir: Direction,
+        t: TransportKind,
+        method: &Method,
+        status: Option<u16>,
+    ) {
+        self.sip
+            .message(dir, sip_transport(t), method, status)
+            .increment(1);
     }
 
     pub(super) fn parse_error(&self, t: TransportKind, e: &ParseError) {

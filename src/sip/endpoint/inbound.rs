@@ -50,7 +50,8 @@ impl Endpoint {
     }
 
     async fn on_request(&mut self, req: Request, inc: &Incoming, reply_to: Target) {
-        self.counters.message(Direction::In, inc.transport, &req.method, None);
+        self.counters
+            .message(Direction::In, inc.transport, &req.method, None);
         // The trunk side is not authenticated by TLS: only configured sources may talk to us.
         // Others get no answer at all, which tells a scanner nothing.
         if inc.side == Side::Trunk && self.trunk_for(inc.source.ip()).is_none() {
@@ -66,7 +67,12 @@ impl Endpoint {
         if let Err(rej) = validate_request(&req, &policy) {
             // RFC 3261 §17.2.3: ACK is never answered.
             if req.method != Method::Ack {
-                let mut rsp = Response::for_request(&req, rej.status, &rej.reason, Some(&token(&mut self.rng, 10)));
+                let mut rsp = Response::for_request(
+                    &req,
+                    rej.status,
+                    &rej.reason,
+                    Some(&token(&mut self.rng, 10)),
+                );
                 for (name, value) in &rej.extra_headers {
                     rsp.headers.push(name, value.clone());
                 }
@@ -79,7 +85,13 @@ impl Endpoint {
         };
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
-        match self.txns.on_request(key.clone(), &req.method, reliable, TxContext::Server(reply_to), now) {
+        match self.txns.on_request(
+            key.clone(),
+            &req.method,
+            reliable,
+            TxContext::Server(reply_to),
+            now,
+        ) {
             ServerDisposition::Retransmission(_) | ServerDisposition::AckForFinal(_) => {}
             ServerDisposition::AckNoTransaction => {
                 // An ACK for a 2xx belongs to a dialog; with no dialog it is dropped (§17.2.3).
@@ -112,7 +124,12 @@ impl Endpoint {
                 // RFC 3261 §9.2: the INVITE was answered already (calls are refused at once
                 // below), so the CANCEL has nothing left to stop but still gets 200.
                 Some(_) => Response::for_request(req, 200, "OK", Some(&to_tag)),
-                None => Response::for_request(req, 481, "Call/Transaction Does Not Exist", Some(&to_tag)),
+                None => Response::for_request(
+                    req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    Some(&to_tag),
+                ),
             },
             Method::Invite => self.initial_invite(req, inc, &to_tag),
             // In-dialog requests need a dialog; none exists without calls.
@@ -127,14 +144,24 @@ impl Endpoint {
     fn initial_invite(&mut self, req: &Request, inc: &Incoming, to_tag: &str) -> Response {
         if inc.side == Side::Teams {
             let host = req.uri.host.to_string().to_ascii_lowercase();
-            if !self.config.tenants.iter().any(|t| t.fqdn.eq_ignore_ascii_case(&host)) {
+            if !self
+                .config
+                .tenants
+                .iter()
+                .any(|t| t.fqdn.eq_ignore_ascii_case(&host))
+            {
                 self.counters.unknown_tenant();
                 tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
                 return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
             }
         }
         tracing::warn!(peer = %inc.source, "INVITE refused: call handling is not in this build");
-        let mut rsp = Response::for_request(req, 503, "Service Unavailable - calls not enabled", Some(to_tag));
+        let mut rsp = Response::for_request(
+            req,
+            503,
+            "Service Unavailable - calls not enabled",
+            Some(to_tag),
+        );
         rsp.headers.push("Retry-After", "60");
         rsp
     }
@@ -146,10 +173,17 @@ impl Endpoint {
         rsp.headers.push("Server", self.config.sbc.product.clone());
     }
 
-    fn server_respond(&mut self, id: crate::sip::transaction::TxId, rsp: Response, now: std::time::Instant) {
+    fn server_respond(
+        &mut self,
+        id: crate::sip::transaction::TxId,
+        rsp: Response,
+        now: std::time::Instant,
+    ) {
         let status = rsp.status;
-        if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq()) {
-            self.counters.message(Direction::Out, t.transport, &cseq.method, Some(status));
+        if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq())
+        {
+            self.counters
+                .message(Direction::Out, t.transport, &cseq.method, Some(status));
         }
         if let Err(e) = self.txns.respond(id, status, rsp.to_bytes(), now) {
             tracing::debug!(error = %e, "response not sent");
@@ -159,12 +193,18 @@ impl Endpoint {
     async fn respond_stateless(&mut self, to: &Target, mut rsp: Response) {
         rsp.headers.push("Server", self.config.sbc.product.clone());
         let status = rsp.status;
-        let method = rsp.headers.cseq().map(|c| c.method).unwrap_or(Method::Other(String::new()));
-        self.send_stateless(to, &method, status, rsp.to_bytes()).await;
+        let method = rsp
+            .headers
+            .cseq()
+            .map(|c| c.method)
+            .unwrap_or(Method::Other(String::new()));
+        self.send_stateless(to, &method, status, rsp.to_bytes())
+            .await;
     }
 
     async fn send_stateless(&mut self, to: &Target, method: &Method, status: u16, bytes: Bytes) {
-        self.counters.message(Direction::Out, to.transport, method, Some(status));
+        self.counters
+            .message(Direction::Out, to.transport, method, Some(status));
         self.send(to.clone(), bytes).await;
     }
 
@@ -173,12 +213,17 @@ impl Endpoint {
             self.counters.response_headers_error(inc.transport);
             return;
         };
-        self.counters.message(Direction::In, inc.transport, &cseq.method, Some(rsp.status));
+        self.counters
+            .message(Direction::In, inc.transport, &cseq.method, Some(rsp.status));
         let Some(branch) = via.branch.as_deref() else {
             return;
         };
         let key = TransactionKey::client(branch, &cseq.method);
-        if self.txns.on_response(&key, rsp.status, clock::now()).is_none() {
+        if self
+            .txns
+            .on_response(&key, rsp.status, clock::now())
+            .is_none()
+        {
             // A stray response: a proxy would forward it, a B2BUA has nowhere to send it.
             self.counters.stray_response();
             tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
@@ -186,7 +231,10 @@ impl Endpoint {
     }
 
     fn trunk_for(&self, ip: std::net::IpAddr) -> Option<&crate::config::TrunkConfig> {
-        self.config.trunks.iter().find(|t| t.allow.iter().any(|net| net.contains(&ip)))
+        self.config
+            .trunks
+            .iter()
+            .find(|t| t.allow.iter().any(|net| net.contains(&ip)))
     }
 }
 
@@ -196,8 +244,16 @@ fn server_key(req: &Request) -> Option<TransactionKey> {
     let via = req.headers.top_via().ok()?;
     let cseq = req.headers.cseq().ok()?;
     let request_uri = req.uri.to_string();
-    let to_tag = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned));
-    let from_tag = req.headers.from().ok().and_then(|f| f.tag().map(str::to_owned));
+    let to_tag = req
+        .headers
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(str::to_owned));
+    let from_tag = req
+        .headers
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_owned));
     let top_via = via.to_string();
     Some(TransactionKey::server(&RequestFields {
         method: &req.method,
@@ -211,5 +267,3 @@ fn server_key(req: &Request) -> Option<TransactionKey> {
         top_via: &top_via,
     }))
 }
-
-

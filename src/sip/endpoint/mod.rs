@@ -25,21 +25,32 @@ use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Target, Transports};
 use crate::teams::keepalive::Pinger;
 
-
 /// What a transaction's output is for.
 #[derive(Debug, Clone)]
 enum TxContext {
     /// A server transaction: responses go back to where the request came from.
     Server(Target),
     /// An OPTIONS ping: `target`, `seq` identify it in the pinger.
-    Ping { dest: Target, target: usize, seq: u64 },
+    Ping {
+        dest: Target,
+        target: usize,
+        seq: u64,
+    },
 }
 
 /// Results that spawned send tasks report back.
 #[derive(Debug)]
 enum Feedback {
-    PingSendFailed { target: usize, seq: u64, reason: String },
-    PingResolved { target: usize, seq: u64, dest: Target },
+    PingSendFailed {
+        target: usize,
+        seq: u64,
+        reason: String,
+    },
+    PingResolved {
+        target: usize,
+        seq: u64,
+        dest: Target,
+    },
 }
 
 pub(crate) struct Endpoint {
@@ -72,7 +83,11 @@ impl Endpoint {
         }
     }
 
-    pub(crate) async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             self.drain().await;
             let deadline = earliest(self.txns.poll_timeout(), self.pinger.poll_timeout());
@@ -124,28 +139,37 @@ impl Endpoint {
                     tokio::spawn(async move {
                         if let Err(e) = transports.send(&dest, bytes).await {
                             let reason = e.to_string();
-                            let _ = feedback.send(Feedback::PingSendFailed { target, seq, reason }).await;
+                            let _ = feedback
+                                .send(Feedback::PingSendFailed {
+                                    target,
+                                    seq,
+                                    reason,
+                                })
+                                .await;
                         }
                     });
                 }
                 None => {}
             },
             Output::Deliver { status } => {
-                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
-                    if status >= 200 {
-                        let (target, seq) = (*target, *seq);
-                        let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
-                        keepalive::record_answer(&self.config, &self.pinger, target, status, rtt);
-                        if let Some(tr) = tr {
-                            keepalive::report_transition(&self.config, &self.pinger, &tr);
-                        }
+                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id)
+                    && status >= 200
+                {
+                    let (target, seq) = (*target, *seq);
+                    let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
+                    keepalive::record_answer(&self.config, &self.pinger, target, status, rtt);
+                    if let Some(tr) = tr {
+                        keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
                 }
             }
             Output::Timeout | Output::TransportError => {
                 if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
                     let (target, seq) = (*target, *seq);
-                    if let Some(tr) = self.pinger.on_transport_failure(target, seq, "transaction failed".into()) {
+                    if let Some(tr) =
+                        self.pinger
+                            .on_transport_failure(target, seq, "transaction failed".into())
+                    {
                         keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
                 }
@@ -166,7 +190,11 @@ impl Endpoint {
 
     fn on_feedback(&mut self, fb: Feedback) {
         match fb {
-            Feedback::PingSendFailed { target, seq, reason } => {
+            Feedback::PingSendFailed {
+                target,
+                seq,
+                reason,
+            } => {
                 if let Some(tr) = self.pinger.on_transport_failure(target, seq, reason) {
                     keepalive::report_transition(&self.config, &self.pinger, &tr);
                 }
@@ -200,4 +228,3 @@ fn token(rng: &mut StdRng, len: usize) -> String {
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
 }
-

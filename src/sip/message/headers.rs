@@ -102,7 +102,10 @@ pub enum HeaderError {
     #[error("{name} header is not UTF-8")]
     NotUtf8 { name: &'static str },
     #[error("malformed {name} header: {detail}")]
-    Malformed { name: &'static str, detail: &'static str },
+    Malformed {
+        name: &'static str,
+        detail: &'static str,
+    },
     #[error("bad URI in {name} header: {source}")]
     Uri {
         name: &'static str,
@@ -137,7 +140,9 @@ impl Headers {
     }
 
     pub(crate) fn with_capacity(n: usize) -> Headers {
-        Headers { entries: Vec::with_capacity(n) }
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     pub(crate) fn push_raw(&mut self, name: Bytes, key: Key, value: Bytes) {
@@ -168,7 +173,10 @@ impl Headers {
     }
 
     pub(crate) fn all_key(&self, key: Key) -> impl Iterator<Item = &Bytes> {
-        self.entries.iter().filter(move |e| e.key == key).map(|e| &e.value)
+        self.entries
+            .iter()
+            .filter(move |e| e.key == key)
+            .map(|e| &e.value)
     }
 
     /// First value of `name`; case-insensitive, compact forms match long names.
@@ -247,8 +255,14 @@ impl Headers {
     /// Call-ID (RFC 3261 §20.8): one `word ["@" word]`, so no white space.
     pub fn call_id(&self) -> Result<&str, HeaderError> {
         let v = self.str_of(Key::CallId, "Call-ID")?;
-        if v.is_empty() || v.bytes().any(|b| lex::is_ws(b) || b == b',' || b.is_ascii_control()) {
-            return Err(HeaderError::Malformed { name: "Call-ID", detail: "not one word" });
+        if v.is_empty()
+            || v.bytes()
+                .any(|b| lex::is_ws(b) || b == b',' || b.is_ascii_control())
+        {
+            return Err(HeaderError::Malformed {
+                name: "Call-ID",
+                detail: "not one word",
+            });
         }
         Ok(v)
     }
@@ -303,10 +317,15 @@ pub(crate) fn split_values(line: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 pub(crate) fn parse_decimal(v: &[u8], name: &'static str) -> Result<u64, HeaderError> {
     let t = lex::trim_ws_bytes(v);
     if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-        return Err(HeaderError::Malformed { name, detail: "not a number" });
+        return Err(HeaderError::Malformed {
+            name,
+            detail: "not a number",
+        });
     }
     t.iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .ok_or_else(|| HeaderError::OutOfRange {
             name,
             value: String::from_utf8_lossy(t).into_owned(),
@@ -365,7 +384,10 @@ mod tests {
         h.push("Max-Forwards", "0068");
         assert_eq!(h.max_forwards().unwrap(), Some(68));
         h.set("Max-Forwards", "300");
-        assert!(matches!(h.max_forwards(), Err(HeaderError::OutOfRange { .. })));
+        assert!(matches!(
+            h.max_forwards(),
+            Err(HeaderError::OutOfRange { .. })
+        ));
         h.set("Max-Forwards", "99999999999999999999999");
         assert!(h.max_forwards().is_err());
         h.set("Max-Forwards", "-1");

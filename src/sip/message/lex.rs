@@ -60,7 +60,11 @@ pub(crate) fn split_quoted(s: &str) -> Option<(&str, &str)> {
 /// Elements are trimmed of white space; empty elements are kept so that a
 /// typed parser can reject `a,,b`.
 pub(crate) fn comma_ranges(v: &[u8]) -> CommaRanges<'_> {
-    CommaRanges { v, pos: 0, done: v.is_empty() }
+    CommaRanges {
+        v,
+        pos: 0,
+        done: v.is_empty(),
+    }
 }
 
 pub(crate) struct CommaRanges<'a> {
@@ -107,7 +111,10 @@ impl Iterator for CommaRanges<'_> {
         }
         let elem = &self.v[start..end];
         let lead = elem.iter().position(|&b| !is_ws(b)).unwrap_or(elem.len());
-        let trail = elem.iter().rposition(|&b| !is_ws(b)).map_or(lead, |p| p + 1);
+        let trail = elem
+            .iter()
+            .rposition(|&b| !is_ws(b))
+            .map_or(lead, |p| p + 1);
         Some(start + lead..start + trail)
     }
 }
