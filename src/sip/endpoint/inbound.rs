@@ -49,7 +49,7 @@ impl Endpoint {
         }
     }
 
-    async fn on_request(&mut self, req: Request, inc: &Incoming, reply_to: Target) {
+    async fn on_request(&mut self, mut req: Request, inc: &Incoming, reply_to: Target) {
         self.counters
             .message(Direction::In, inc.transport, &req.method, None);
         // The trunk side is not authenticated by TLS: only configured sources may talk to us.
@@ -59,6 +59,7 @@ impl Endpoint {
             tracing::debug!(peer = %inc.source, method = %req.method, "request from a source no trunk allows: dropped");
             return;
         }
+        stamp_received(&mut req, inc.source);
         let policy = ValidationPolicy {
             allowed_methods: policy::allowed_methods(),
             supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
@@ -236,6 +237,36 @@ impl Endpoint {
             .iter()
             .find(|t| t.allow.iter().any(|net| net.contains(&ip)))
     }
+}
+
+/// RFC 3261 §18.2.1: note where the request really came from in the top Via (`received` when
+/// the sent-by host differs from the source IP; RFC 3581 `rport` filled in when asked), so the
+/// responses tell the client what we saw. Responses go to the source address and port in any
+/// case: the client may sit behind a NAT.
+fn stamp_received(req: &mut Request, source: std::net::SocketAddr) {
+    let Ok(mut via) = req.headers.top_via() else {
+        return;
+    };
+    let host_is_source = via.host.to_string().trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok()
+        == Some(source.ip());
+    let mut changed = false;
+    if !host_is_source {
+        via.received = Some(source.ip().to_string());
+        changed = true;
+    }
+    if via.rport == Some(None) {
+        via.rport = Some(Some(source.port()));
+        changed = true;
+    }
+    if !changed {
+        return;
+    }
+    let mut values: Vec<Bytes> = req.headers.values("Via").collect();
+    if let Some(first) = values.first_mut() {
+        *first = Bytes::from(via.to_string());
+    }
+    let joined: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+    req.headers.set("Via", joined.join(&b", "[..]));
 }
 
 /// RFC 3261 §17.2.3 server transaction key, with the RFC 2543 fallback when the branch lacks
