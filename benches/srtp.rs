@@ -1,6 +1,7 @@
 //! ns per 172-byte RTP packet (12-byte header + 160-byte payload, G.711 20 ms) through
 //! SRTP protect and unprotect, replay protection on, ours beside webrtc-srtp; plus the
-//! two primitives from aws-lc-rs beside RustCrypto, which is how the backend was picked.
+//! two primitives from RustCrypto (what media::srtp uses) beside aws-lc-rs: how the
+//! backend was picked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
