@@ -35,9 +35,9 @@ fn keys(profile: SrtpProfile, rng: &mut StdRng) -> (MasterKey, Context) {
 /// An RTP packet with a random payload; every fifth has CSRCs and an RFC 8285
 /// one-byte header extension.
 fn rtp_packet(seq: u16, ts: u32, rng: &mut StdRng) -> Vec<u8> {
-    let fancy = seq % 5 == 0;
+    let fancy = seq.is_multiple_of(5);
     let mut p = vec![if fancy { 0x92 } else { 0x80 }, 0, 0, 0];
-    p[1] = if seq % 50 == 0 { 0x80 | 8 } else { 8 };
+    p[1] = if seq.is_multiple_of(50) { 0x80 | 8 } else { 8 };
     p[2..4].copy_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&ts.to_be_bytes());
     p.extend_from_slice(&SSRC.to_be_bytes());

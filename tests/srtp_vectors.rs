@@ -43,7 +43,7 @@ fn hex(v: &Value) -> Vec<u8> {
     let s = v
         .as_str()
         .unwrap_or_else(|| panic!("not a hex string: {v}"));
-    assert!(s.len() % 2 == 0);
+    assert!(s.len().is_multiple_of(2));
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

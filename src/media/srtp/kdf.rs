@@ -49,7 +49,7 @@ pub(crate) fn session_keys(master: &MasterKey, rtcp: bool) -> Result<SessionKeys
     let derived = derive_session_keys(master, rtcp)?;
     Ok(SessionKeys {
         cipher: AesCm::new(&derived.cipher_key)?,
-        auth: HmacSha1::new(&derived.auth_key),
+        auth: HmacSha1::new(&derived.auth_key)?,
         salt: derived.salt,
     })
 }

@@ -1,7 +1,7 @@
 //! SRTP and SRTCP (RFC 3711) in place, behind our own type.
 //!
 //! The framing (header parsing, packet index and ROC, replay window, SRTCP index, MKI,
-//! tags) is ours; AES and HMAC-SHA1 come from aws-lc-rs. Packets are transformed in the
+//! tags) is ours; AES and HMAC-SHA1 come from RustCrypto (see crypto.rs for why). Packets are transformed in the
 //! caller's buffer with no allocation: the caller keeps [`MAX_TRAILER`] bytes of tail room
 //! for what protection appends.
 
