@@ -7,11 +7,24 @@ use crate::dns::SipTransport;
 use crate::metrics::{Direction, SipCounters};
 use crate::sip::Method;
 use crate::sip::message::ParseError;
+use crate::sip::transaction::TransactionKind;
 use crate::sip::transport::TransportKind;
 
 const TRANSPORTS: [TransportKind; 3] = [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls];
 /// Bounded `kind` label of `drawbridge_sip_parse_errors_total`.
 const PARSE_KINDS: [&str; 4] = ["request", "response", "empty", "response_headers"];
+const TX_KINDS: [&str; 4] = ["invite_client", "non_invite_client", "invite_server", "non_invite_server"];
+/// How a transaction ended: the class of its final response, or why it had none.
+const TX_OUTCOMES: [&str; 8] = ["2xx", "3xx", "4xx", "5xx", "6xx", "timeout", "transport_error", "ack_timeout"];
+
+/// How a transaction ended, for `drawbridge_sip_transactions_total`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum TxOutcome {
+    Final(u16),
+    Timeout,
+    TransportError,
+    AckTimeout,
+}
 
 pub(super) struct Counters {
     sip: SipCounters,
@@ -19,6 +32,7 @@ pub(super) struct Counters {
     acl: Vec<Counter>,
     unknown_tenant: Counter,
     stray: Counter,
+    txn: Vec<Counter>,
 }
 
 fn idx(t: TransportKind) -> usize {
@@ -53,7 +67,18 @@ impl Counters {
             .iter()
             .map(|t| metrics::counter!(crate::metrics::SIP_ACL_REJECTS, "transport" => sip_transport(*t).as_str()))
             .collect();
+        let mut txn = Vec::new();
+        for kind in TX_KINDS {
+            for outcome in TX_OUTCOMES {
+                txn.push(metrics::counter!(
+                    crate::metrics::SIP_TRANSACTIONS,
+                    "kind" => kind,
+                    "outcome" => outcome,
+                ));
+            }
+        }
         Counters {
+            txn,
             sip: SipCounters::new(),
             parse,
             acl,
@@ -104,6 +129,25 @@ impl Counters {
 
     pub(super) fn unknown_tenant(&self) {
         self.unknown_tenant.increment(1);
+    }
+
+    pub(super) fn transaction(&self, kind: TransactionKind, outcome: TxOutcome) {
+        let k = match kind {
+            TransactionKind::InviteClient => 0,
+            TransactionKind::NonInviteClient => 1,
+            TransactionKind::InviteServer => 2,
+            TransactionKind::NonInviteServer => 3,
+        };
+        let o = match outcome {
+            // Finals only; a provisional never ends a transaction.
+            TxOutcome::Final(s) => (usize::from(s.clamp(200, 699) / 100)) - 2,
+            TxOutcome::Timeout => 5,
+            TxOutcome::TransportError => 6,
+            TxOutcome::AckTimeout => 7,
+        };
+        if let Some(c) = self.txn.get(k * TX_OUTCOMES.len() + o) {
+            c.increment(1);
+        }
     }
 
     pub(super) fn stray_response(&self) {

@@ -13,6 +13,14 @@ use crate::sip::validate::{ValidationPolicy, validate_request};
 
 impl Endpoint {
     pub(super) async fn on_incoming(&mut self, inc: Incoming) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                peer = %inc.source,
+                transport = %inc.transport,
+                "SIP in:\n{}",
+                super::trace::redacted(&inc.data)
+            );
+        }
         let reply_to = Target {
             transport: inc.transport,
             addr: inc.source,

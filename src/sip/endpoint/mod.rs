@@ -8,6 +8,7 @@ mod counters;
 mod inbound;
 mod keepalive;
 mod policy;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -123,6 +124,7 @@ impl Endpoint {
 
     async fn on_tx_output(&mut self, id: TxId, out: Output) {
         let now = clock::now();
+        self.count_outcome(id, &out);
         match out {
             Output::Transmit(bytes) => match self.txns.context(id) {
                 Some(TxContext::Server(dest)) => {
@@ -134,6 +136,9 @@ impl Endpoint {
                     // the endpoint. A failure comes back as feedback, so the proxy is marked
                     // down at once rather than after the ping timeout.
                     let (dest, target, seq) = (dest.clone(), *target, *seq);
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
+                    }
                     let transports = self.transports.clone();
                     let feedback = self.feedback_tx.clone();
                     tokio::spawn(async move {
@@ -180,9 +185,28 @@ impl Endpoint {
         }
     }
 
+    /// Counts how client transactions and unanswered server transactions end; server finals
+    /// are counted where they are sent.
+    fn count_outcome(&self, id: TxId, out: &Output) {
+        let Some(kind) = self.txns.kind(id) else {
+            return;
+        };
+        let outcome = match out {
+            Output::Deliver { status } if *status >= 200 => counters::TxOutcome::Final(*status),
+            Output::Timeout => counters::TxOutcome::Timeout,
+            Output::TransportError => counters::TxOutcome::TransportError,
+            Output::AckTimeout => counters::TxOutcome::AckTimeout,
+            _ => return,
+        };
+        self.counters.transaction(kind, outcome);
+    }
+
     /// Sends on an established path (responses, retransmissions). A failure here is logged and
     /// counted; the transaction's own timers decide what it means.
     async fn send(&self, dest: Target, bytes: Bytes) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
+        }
         if let Err(e) = self.transports.send(&dest, bytes).await {
             tracing::debug!(peer = %dest.addr, error = %e, "send failed");
         }
