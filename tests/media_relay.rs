@@ -415,7 +415,7 @@ fn ten_thousand_sessions_leave_no_port_and_no_memory_behind() {
                     std::time::SystemTime::now() < give_up,
                     "ports never came back"
                 );
-                match plane.create_session(id, id % 2 == 0) {
+                match plane.create_session(id, id.is_multiple_of(2)) {
                     Ok(a) => break a,
                     // The range is smaller than 10,000 calls: wait for quarantine.
                     Err(MediaError::Ports(PortError::Exhausted { .. })) => {

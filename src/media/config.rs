@@ -164,7 +164,7 @@ impl MediaConfig {
         if last < first + 1 {
             0
         } else {
-            (last - first + 1) / 2
+            (last - first).div_ceil(2)
         }
     }
 

@@ -97,11 +97,11 @@ impl Worker {
             } else {
                 Duration::ZERO
             };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "media worker poll failed; worker stops");
-                    return;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "media worker poll failed; worker stops");
+                return;
             }
             let now = clock::now();
             // Commands before packets, and on every wake-up rather than only
@@ -162,10 +162,10 @@ impl Worker {
                     sockets,
                 }) => self.add(id, *session, sockets),
                 Ok(Command::Update { id, changes }) => {
-                    if let Some(slot) = self.by_id.get(&id).and_then(|&k| self.slots.get_mut(k)) {
-                        if let Err(e) = slot.session.apply(*changes, now) {
-                            tracing::warn!(session = id, error = %e, "media update refused");
-                        }
+                    if let Some(slot) = self.by_id.get(&id).and_then(|&k| self.slots.get_mut(k))
+                        && let Err(e) = slot.session.apply(*changes, now)
+                    {
+                        tracing::warn!(session = id, error = %e, "media update refused");
                     }
                 }
                 Ok(Command::Remove { id, reply }) => {
