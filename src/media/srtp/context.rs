@@ -3,14 +3,16 @@
 
 use super::SrtpError;
 use super::crypto::HmacSha1;
-use super::kdf::{SessionKeys, session_keys};
+use super::crypto::{AesCmOnDemand, Keystream};
+use super::kdf::{SessionKeys, rtcp_session_keys, session_keys};
 use super::key::{MasterKey, Mki, SrtpProfile};
 use super::replay::ReplayWindow;
 
-/// SSRCs one context keeps state for. A leg carries one or two streams at a time; a few
-/// SSRC changes over a call fit. Entries are never evicted: dropping a replay window
-/// would let its packets be replayed.
-pub const SSRC_CAPACITY: usize = 16;
+/// SSRCs one context keeps state for. A leg carries one stream at a time (two around an
+/// SSRC change), and a key change on re-INVITE starts a fresh context, so four cover a call;
+/// each slot costs ~50 bytes twice (RTP and RTCP) in every session. Entries are never
+/// evicted: dropping a replay window would let its packets be replayed.
+pub const SSRC_CAPACITY: usize = 4;
 
 const RTP_HEADER_LEN: usize = 12;
 const RTCP_HEADER_LEN: usize = 8;
@@ -118,7 +120,7 @@ pub struct SrtpContext {
     profile: SrtpProfile,
     mki: Option<Mki>,
     rtp_keys: SessionKeys,
-    rtcp_keys: SessionKeys,
+    rtcp_keys: SessionKeys<AesCmOnDemand>,
     rtp: SsrcTable<RtpStream>,
     rtcp: SsrcTable<RtcpStream>,
 }
@@ -139,8 +141,8 @@ impl SrtpContext {
         Ok(Self {
             profile: key.profile(),
             mki: key.mki(),
-            rtp_keys: session_keys(key, false)?,
-            rtcp_keys: session_keys(key, true)?,
+            rtp_keys: session_keys(key)?,
+            rtcp_keys: rtcp_session_keys(key)?,
             rtp: SsrcTable::new(),
             rtcp: SsrcTable::new(),
         })

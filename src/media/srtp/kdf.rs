@@ -2,7 +2,7 @@
 //! derived once, at index 0, from the master key.
 
 use super::SrtpError;
-use super::crypto::{AesCm, HmacSha1};
+use super::crypto::{AesCm, AesCmOnDemand, HmacSha1};
 use super::key::{MasterKey, wipe};
 
 /// §4.3.2 labels.
@@ -31,24 +31,35 @@ pub(crate) fn derive(
     prf.apply_keystream(iv, out)
 }
 
-/// The session keys of one direction-kind (SRTP or SRTCP).
-pub(crate) struct SessionKeys {
-    pub(crate) cipher: AesCm,
+/// The session keys of one direction-kind: SRTP keeps its AES schedule expanded, SRTCP
+/// (rare packets) expands it per packet.
+pub(crate) struct SessionKeys<C = AesCm> {
+    pub(crate) cipher: C,
     pub(crate) auth: HmacSha1,
     pub(crate) salt: [u8; 14],
 }
 
-impl Drop for SessionKeys {
+impl<C> Drop for SessionKeys<C> {
     fn drop(&mut self) {
         wipe(&mut self.salt);
     }
 }
 
-/// Derive the three session keys of SRTP (`rtcp == false`) or SRTCP.
-pub(crate) fn session_keys(master: &MasterKey, rtcp: bool) -> Result<SessionKeys, SrtpError> {
-    let derived = derive_session_keys(master, rtcp)?;
+/// Derive the three session keys of SRTP.
+pub(crate) fn session_keys(master: &MasterKey) -> Result<SessionKeys, SrtpError> {
+    let derived = derive_session_keys(master, false)?;
     Ok(SessionKeys {
         cipher: AesCm::new(&derived.cipher_key)?,
+        auth: HmacSha1::new(&derived.auth_key)?,
+        salt: derived.salt,
+    })
+}
+
+/// Derive the three session keys of SRTCP.
+pub(crate) fn rtcp_session_keys(master: &MasterKey) -> Result<SessionKeys<AesCmOnDemand>, SrtpError> {
+    let derived = derive_session_keys(master, true)?;
+    Ok(SessionKeys {
+        cipher: AesCmOnDemand::new(&derived.cipher_key)?,
         auth: HmacSha1::new(&derived.auth_key)?,
         salt: derived.salt,
     })
