@@ -37,7 +37,13 @@ fn uri() -> impl Strategy<Value = Uri> {
         proptest::option::of("[a-zA-Z0-9._~+-]{1,12}"),
         host(),
         proptest::option::of(1u16..),
-        proptest::collection::vec(("[a-z][a-z0-9-]{0,6}", proptest::option::of("[a-zA-Z0-9.-]{1,8}")), 0..4),
+        proptest::collection::vec(
+            (
+                "[a-z][a-z0-9-]{0,6}",
+                proptest::option::of("[a-zA-Z0-9.-]{1,8}"),
+            ),
+            0..4,
+        ),
     )
         .prop_map(|(scheme, user, host, port, params)| Uri {
             scheme,
@@ -153,12 +159,27 @@ fn policy() -> ValidationPolicy {
 /// Everything a received buffer can go through.
 fn exercise(raw: &[u8]) {
     let bytes = Bytes::copy_from_slice(raw);
-    for parsed in [Message::parse(bytes.clone()), Message::parse_datagram(bytes)] {
+    for parsed in [
+        Message::parse(bytes.clone()),
+        Message::parse_datagram(bytes),
+    ] {
         match parsed {
             Ok(m) => {
                 let h = m.headers();
-                let _ = (h.top_via(), h.vias(), h.from(), h.to(), h.call_id(), h.cseq());
-                let _ = (h.max_forwards(), h.contacts(), h.content_type(), h.option_tags("Require"));
+                let _ = (
+                    h.top_via(),
+                    h.vias(),
+                    h.from(),
+                    h.to(),
+                    h.call_id(),
+                    h.cseq(),
+                );
+                let _ = (
+                    h.max_forwards(),
+                    h.contacts(),
+                    h.content_type(),
+                    h.option_tags("Require"),
+                );
                 let _ = h.values("Route").count();
                 match &m {
                     Message::Request(r) => {
@@ -173,10 +194,10 @@ fn exercise(raw: &[u8]) {
                 assert_eq!(again.body(), m.body());
             }
             Err(e) => {
-                if let Some((code, reason)) = e.status() {
-                    if let Some(answer) = error_response_for_raw(raw, code, reason) {
-                        Message::parse(answer).expect("our error answer parses");
-                    }
+                if let Some((code, reason)) = e.status()
+                    && let Some(answer) = error_response_for_raw(raw, code, reason)
+                {
+                    Message::parse(answer).expect("our error answer parses");
                 }
             }
         }

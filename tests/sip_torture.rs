@@ -27,9 +27,16 @@ fn dir() -> PathBuf {
 fn sbc_policy() -> ValidationPolicy {
     use Method::*;
     ValidationPolicy {
-        allowed_methods: vec![Invite, Ack, Bye, Cancel, Options, Info, Notify, Refer, Prack, Update],
+        allowed_methods: vec![
+            Invite, Ack, Bye, Cancel, Options, Info, Notify, Refer, Prack, Update,
+        ],
         supported_option_tags: vec!["replaces", "timer", "100rel"],
-        accepted_body_types: vec!["application/sdp", "multipart/mixed", "application/pidf+xml", "message/sipfrag"],
+        accepted_body_types: vec![
+            "application/sdp",
+            "multipart/mixed",
+            "application/pidf+xml",
+            "message/sipfrag",
+        ],
     }
 }
 
@@ -37,7 +44,8 @@ fn sbc_policy() -> ValidationPolicy {
 /// B2BUA turns away for their method are otherwise parsed and accepted.
 fn registrar_policy() -> ValidationPolicy {
     let mut p = sbc_policy();
-    p.allowed_methods.extend([Method::Register, Method::Message]);
+    p.allowed_methods
+        .extend([Method::Register, Method::Message]);
     p
 }
 
@@ -57,9 +65,14 @@ fn outcome_and_reason(raw: &[u8], policy: &ValidationPolicy) -> (Outcome, String
                     rsp.headers.push(n, v.clone());
                 }
                 let back = Message::parse(rsp.to_bytes()).expect("our own answer parses");
-                let Message::Response(back) = back else { panic!("answer is not a response") };
+                let Message::Response(back) = back else {
+                    panic!("answer is not a response")
+                };
                 assert_eq!(back.status, rej.status);
-                assert_eq!(back.headers.get_all("Via").count(), req.headers.get_all("Via").count());
+                assert_eq!(
+                    back.headers.get_all("Via").count(),
+                    req.headers.get_all("Via").count()
+                );
                 (Outcome::Reply(rej.status), rej.reason.into_owned())
             }
         },
@@ -72,7 +85,9 @@ fn outcome_and_reason(raw: &[u8], policy: &ValidationPolicy) -> (Outcome, String
             Some((code, reason)) => {
                 let answer = error_response_for_raw(raw, code, reason)
                     .unwrap_or_else(|| panic!("no answer could be built for {e}"));
-                let Ok(Message::Response(a)) = Message::parse(answer) else { panic!("bad answer") };
+                let Ok(Message::Response(a)) = Message::parse(answer) else {
+                    panic!("bad answer")
+                };
                 assert_eq!(a.status, code);
                 assert!(a.headers.get("Via").is_some());
                 (Outcome::Reply(code), reason.to_owned())
@@ -107,14 +122,23 @@ fn allowed(action: &str) -> Vec<Outcome> {
 fn b2bua_answer(file: &str) -> Option<(Outcome, &'static str)> {
     const NOT_A_REGISTRAR: &str = "REGISTER: the SBC is not a registrar, so 405 with Allow (RFC 3261 §8.2.1); accepted with REGISTER allowed";
     Some(match file {
-        "escnull.dat" | "dblreq.dat" | "cparam01.dat" | "cparam02.dat" | "regescrt.dat" | "ipv6-good.dat"
-        | "port-ambiguous.dat" | "port-unambiguous.dat" => (Outcome::Reply(405), NOT_A_REGISTRAR),
+        "escnull.dat"
+        | "dblreq.dat"
+        | "cparam01.dat"
+        | "cparam02.dat"
+        | "regescrt.dat"
+        | "ipv6-good.dat"
+        | "port-ambiguous.dat"
+        | "port-unambiguous.dat" => (Outcome::Reply(405), NOT_A_REGISTRAR),
         // The manifest's 400 is a registrar refusing a non-SIP AOR in To; the
         // SBC refuses the method first, and with REGISTER allowed it accepts
         // (it does not bind AORs).
         "unksm2.dat" => (Outcome::Reply(405), NOT_A_REGISTRAR),
         // The SBC does not carry MESSAGE; with MESSAGE allowed it is accepted.
-        "mpart01.dat" => (Outcome::Reply(405), "MESSAGE is not bridged by the SBC: 405 with Allow"),
+        "mpart01.dat" => (
+            Outcome::Reply(405),
+            "MESSAGE is not bridged by the SBC: 405 with Allow",
+        ),
         _ => return None,
     })
 }
@@ -173,10 +197,12 @@ fn every_torture_message_gets_the_manifest_answer() {
         if !ok {
             failures.push(format!("{file}: manifest '{action}', got {got:?} {reason}"));
         }
-        if let Some(why) = why_400(file) {
-            if !reason.contains(why) {
-                failures.push(format!("{file}: 400 for the wrong reason: {reason:?}, expected {why:?}"));
-            }
+        if let Some(why) = why_400(file)
+            && !reason.contains(why)
+        {
+            failures.push(format!(
+                "{file}: 400 for the wrong reason: {reason:?}, expected {why:?}"
+            ));
         }
         table.insert(file.clone(), (got, reason));
     }
@@ -189,10 +215,23 @@ fn every_torture_message_gets_the_manifest_answer() {
 #[test]
 fn messages_refused_only_for_their_method_are_accepted_when_it_is_allowed() {
     for file in [
-        "escnull.dat", "dblreq.dat", "cparam01.dat", "cparam02.dat", "regescrt.dat", "ipv6-good.dat",
-        "port-ambiguous.dat", "port-unambiguous.dat", "unksm2.dat", "mpart01.dat", "regaut01.dat",
+        "escnull.dat",
+        "dblreq.dat",
+        "cparam01.dat",
+        "cparam02.dat",
+        "regescrt.dat",
+        "ipv6-good.dat",
+        "port-ambiguous.dat",
+        "port-unambiguous.dat",
+        "unksm2.dat",
+        "mpart01.dat",
+        "regaut01.dat",
     ] {
-        assert_eq!(outcome(&read(file), &registrar_policy()), Outcome::Accept, "{file}");
+        assert_eq!(
+            outcome(&read(file), &registrar_policy()),
+            Outcome::Accept,
+            "{file}"
+        );
     }
 }
 
@@ -213,25 +252,46 @@ fn tricky_but_valid_messages_are_read_right() {
     let r = request("wsinv.dat");
     assert_eq!(r.headers.max_forwards().unwrap(), Some(68));
     assert_eq!(r.headers.cseq().unwrap().seq, 9);
-    assert_eq!(&r.headers.get("NewFangledHeader").unwrap()[..], b"newfangled value continued newfangled value");
-    assert_eq!(&r.headers.get("UnknownHeaderWithUnusualValue").unwrap()[..], b";;,,;;,;");
+    assert_eq!(
+        &r.headers.get("NewFangledHeader").unwrap()[..],
+        b"newfangled value continued newfangled value"
+    );
+    assert_eq!(
+        &r.headers.get("UnknownHeaderWithUnusualValue").unwrap()[..],
+        b";;,,;;,;"
+    );
     assert_eq!(r.headers.vias().unwrap().len(), 3);
     assert_eq!(r.headers.from().unwrap().tag(), Some("98asjd8"));
     assert_eq!(r.headers.to().unwrap().tag(), Some("1918181833n"));
-    assert_eq!(r.headers.contacts().unwrap()[0].param("q"), Some(Some("0.33")));
+    assert_eq!(
+        r.headers.contacts().unwrap()[0].param("q"),
+        Some(Some("0.33"))
+    );
     assert_eq!(r.headers.get("s").map(|v| v.len()), Some(0));
     assert_eq!(r.body.len(), 150);
 
     // intmeth: unknown method, quoted NUL/BEL/DEL in To's display name.
     let r = request("intmeth.dat");
-    assert_eq!(r.method, Method::Other("!interesting-Method0123456789_*+`.%indeed'~".into()));
+    assert_eq!(
+        r.method,
+        Method::Other("!interesting-Method0123456789_*+`.%indeed'~".into())
+    );
     assert!(r.headers.to().unwrap().display.unwrap().contains('\0'));
 
     // esc01 / escnull / esc02: escapes kept, never unescaped twice or cut at %00.
     let r = request("esc01.dat");
     assert_eq!(r.uri.user.as_deref(), Some("sips%3Auser%40example.com"));
-    assert_eq!(r.headers.contacts().unwrap()[0].uri.param("n%61me"), Some(Some("v%61lue%25%34%31")));
-    let users: Vec<String> = request("escnull.dat").headers.contacts().unwrap().into_iter().map(|c| c.uri.user.unwrap()).collect();
+    assert_eq!(
+        r.headers.contacts().unwrap()[0].uri.param("n%61me"),
+        Some(Some("v%61lue%25%34%31"))
+    );
+    let users: Vec<String> = request("escnull.dat")
+        .headers
+        .contacts()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.uri.user.unwrap())
+        .collect();
     assert_eq!(users, ["%00", "%00%00"]);
     let r = request("esc02.dat");
     assert_eq!(r.method, Method::Other("RE%47IST%45R".into()));
@@ -248,7 +308,13 @@ fn tricky_but_valid_messages_are_read_right() {
     assert_eq!(r.uri.user.as_deref(), Some("user;par=u%40example.net"));
     assert!(r.uri.params.is_empty());
 
-    let transports: Vec<String> = request("transports.dat").headers.vias().unwrap().into_iter().map(|v| v.transport).collect();
+    let transports: Vec<String> = request("transports.dat")
+        .headers
+        .vias()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.transport)
+        .collect();
     assert_eq!(transports, ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
 
     // mpart01: binary body with NUL octets, cut by Content-Length.
@@ -261,9 +327,15 @@ fn tricky_but_valid_messages_are_read_right() {
     // unreason / noreason: reason phrases exactly as sent.
     let raw = read("unreason.dat");
     let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
-    let Message::Response(rsp) = Message::parse_datagram(Bytes::from(raw.clone())).unwrap() else { panic!() };
+    let Message::Response(rsp) = Message::parse_datagram(Bytes::from(raw.clone())).unwrap() else {
+        panic!()
+    };
     assert_eq!(rsp.reason.as_bytes(), &raw[12..line_end]);
-    let Message::Response(rsp) = Message::parse_datagram(Bytes::from(read("noreason.dat"))).unwrap() else { panic!() };
+    let Message::Response(rsp) =
+        Message::parse_datagram(Bytes::from(read("noreason.dat"))).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!((rsp.status, rsp.reason.as_str()), (100, ""));
 
     // longreq: nothing truncated.
@@ -273,11 +345,20 @@ fn tricky_but_valid_messages_are_read_right() {
 
     // cparam01 / cparam02 / regescrt: header parameter vs URI parameter vs URI header.
     let c = &request("cparam01.dat").headers.contacts().unwrap()[0];
-    assert_eq!((c.param("unknownparam"), c.uri.param("unknownparam")), (Some(None), None));
+    assert_eq!(
+        (c.param("unknownparam"), c.uri.param("unknownparam")),
+        (Some(None), None)
+    );
     let c = &request("cparam02.dat").headers.contacts().unwrap()[0];
-    assert_eq!((c.param("unknownparam"), c.uri.param("unknownparam")), (None, Some(None)));
+    assert_eq!(
+        (c.param("unknownparam"), c.uri.param("unknownparam")),
+        (None, Some(None))
+    );
     let c = &request("regescrt.dat").headers.contacts().unwrap()[0];
-    assert_eq!(c.uri.headers, vec![("Route".to_owned(), "%3Csip:sip.example.com%3E".to_owned())]);
+    assert_eq!(
+        c.uri.headers,
+        vec![("Route".to_owned(), "%3Csip:sip.example.com%3E".to_owned())]
+    );
 
     // inv2543: no Content-Length, the body is the rest of the datagram.
     let raw = read("inv2543.dat");
@@ -287,8 +368,14 @@ fn tricky_but_valid_messages_are_read_right() {
 
     // unksm2: non-SIP URIs in To, From and Contact parse without crashing.
     let r = request("unksm2.dat");
-    assert_eq!(r.headers.to().unwrap().uri.scheme, Scheme::Other("isbn".into()));
-    assert_eq!(r.headers.contacts().unwrap()[0].uri.scheme, Scheme::Other("name".into()));
+    assert_eq!(
+        r.headers.to().unwrap().uri.scheme,
+        Scheme::Other("isbn".into())
+    );
+    assert_eq!(
+        r.headers.contacts().unwrap()[0].uri.scheme,
+        Scheme::Other("name".into())
+    );
 }
 
 #[test]
@@ -298,35 +385,65 @@ fn ipv6_references_of_rfc5118() {
     assert_eq!((r.uri.host, r.uri.port), (v6("2001:db8::10:5070"), None));
     let r = request("port-unambiguous.dat");
     assert_eq!((r.uri.host, r.uri.port), (v6("2001:db8::10"), Some(5070)));
-    for f in ["via-received-param-with-delim.dat", "via-received-param-no-delim.dat"] {
+    for f in [
+        "via-received-param-with-delim.dat",
+        "via-received-param-no-delim.dat",
+    ] {
         let via = request(f).headers.top_via().unwrap();
-        assert_eq!(via.received_addr(), Some("2001:db8::9:255".parse().unwrap()), "{f}");
+        assert_eq!(
+            via.received_addr(),
+            Some("2001:db8::9:255".parse().unwrap()),
+            "{f}"
+        );
         assert!(via.branch.unwrap().starts_with("z9hG4bKas3"), "{f}");
     }
-    let hosts: Vec<Host> = request("mult-ip-in-header.dat").headers.vias().unwrap().into_iter().map(|v| v.host).collect();
-    assert_eq!(hosts, [v6("2001:db8::9:1"), Host::V4("192.0.2.1".parse().unwrap()), v6("2001:db8::9:255")]);
+    let hosts: Vec<Host> = request("mult-ip-in-header.dat")
+        .headers
+        .vias()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.host)
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            v6("2001:db8::9:1"),
+            Host::V4("192.0.2.1".parse().unwrap()),
+            v6("2001:db8::9:255")
+        ]
+    );
     let via = request("ipv4-mapped-ipv6.dat").headers.top_via().unwrap();
     assert_eq!((via.host, via.port), (v6("::ffff:192.0.2.10"), Some(19823)));
-    assert_eq!(request("ipv6-bug-abnf-3-colons.dat").uri, request("ipv6-correct-abnf-2-colons.dat").uri);
+    assert_eq!(
+        request("ipv6-bug-abnf-3-colons.dat").uri,
+        request("ipv6-correct-abnf-2-colons.dat").uri
+    );
 }
 
 /// Parse, print, parse again: same start line, headers (Content-Length aside,
 /// it is always written) and body.
 fn assert_round_trip(name: &str, first: &Message) {
     let printed = first.to_bytes();
-    let second = Message::parse(printed.clone()).unwrap_or_else(|e| panic!("{name}: reprint does not parse: {e}"));
+    let second = Message::parse(printed.clone())
+        .unwrap_or_else(|e| panic!("{name}: reprint does not parse: {e}"));
     let strip = |m: &Message| -> Vec<(String, Bytes)> {
         m.headers()
             .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("l"))
+            .filter(|(n, _)| {
+                !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("l")
+            })
             .map(|(n, v)| (n.to_owned(), v.clone()))
             .collect()
     };
     assert_eq!(strip(first), strip(&second), "{name}: headers changed");
     assert_eq!(first.body(), second.body(), "{name}: body changed");
     match (first, &second) {
-        (Message::Request(a), Message::Request(b)) => assert_eq!((&a.method, &a.uri), (&b.method, &b.uri), "{name}"),
-        (Message::Response(a), Message::Response(b)) => assert_eq!((a.status, &a.reason), (b.status, &b.reason), "{name}"),
+        (Message::Request(a), Message::Request(b)) => {
+            assert_eq!((&a.method, &a.uri), (&b.method, &b.uri), "{name}")
+        }
+        (Message::Response(a), Message::Response(b)) => {
+            assert_eq!((a.status, &a.reason), (b.status, &b.reason), "{name}")
+        }
         _ => panic!("{name}: kind changed"),
     }
 }

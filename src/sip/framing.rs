@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::sip::message::MAX_HEADERS;
+use crate::sip::message::{MAX_HEADERS, find_byte};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -77,7 +77,7 @@ pub fn next_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Frame>, 
 fn header_section_len(buf: &[u8], max_size: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(max_size)];
     let mut from = 0;
-    while let Some(p) = window[from..].iter().position(|&b| b == b'\n') {
+    while let Some(p) = find_byte(&window[from..], b'\n') {
         let nl = from + p;
         match window.get(nl + 1) {
             Some(b'\n') => return Some(nl + 2),
@@ -92,7 +92,7 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let mut found: Option<usize> = None;
     let mut lines = 0usize;
     let mut rest = head;
-    while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+    while let Some(p) = find_byte(rest, b'\n') {
         let mut line = &rest[..p];
         rest = &rest[p + 1..];
         lines += 1;
@@ -106,7 +106,10 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
             continue;
         };
         let name = &line[..colon];
-        let name = &name[..name.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(0, |p| p + 1)];
+        let name = &name[..name
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(0, |p| p + 1)];
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
         }
@@ -119,7 +122,9 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
         }
         let n = crate::sip::message::parse_content_length(&value).map_err(|_| {
             FramingError::BadContentLength {
-                value: String::from_utf8_lossy(&value[..value.len().min(32)]).trim().to_owned(),
+                value: String::from_utf8_lossy(&value[..value.len().min(32)])
+                    .trim()
+                    .to_owned(),
             }
         })?;
         match found {
@@ -182,16 +187,34 @@ mod tests {
     #[test]
     fn framing_errors_are_fatal() {
         let no_cl = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n";
-        assert_eq!(frames(no_cl, 65535), Err(FramingError::MissingContentLength));
+        assert_eq!(
+            frames(no_cl, 65535),
+            Err(FramingError::MissingContentLength)
+        );
         let neg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n";
-        assert!(matches!(frames(neg, 65535), Err(FramingError::BadContentLength { .. })));
+        assert!(matches!(
+            frames(neg, 65535),
+            Err(FramingError::BadContentLength { .. })
+        ));
         let two = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 13\r\nl: 5\r\n\r\n";
-        assert_eq!(frames(two, 65535), Err(FramingError::DuplicateContentLength { first: 13, second: 5 }));
+        assert_eq!(
+            frames(two, 65535),
+            Err(FramingError::DuplicateContentLength {
+                first: 13,
+                second: 5
+            })
+        );
         let big = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 9999\r\n\r\n";
-        assert_eq!(frames(big, 4096), Err(FramingError::TooLarge { limit: 4096 }));
+        assert_eq!(
+            frames(big, 4096),
+            Err(FramingError::TooLarge { limit: 4096 })
+        );
         // No end of headers within the limit.
         let endless = vec![b'a'; 5000];
-        assert_eq!(frames(&endless, 4096), Err(FramingError::TooLarge { limit: 4096 }));
+        assert_eq!(
+            frames(&endless, 4096),
+            Err(FramingError::TooLarge { limit: 4096 })
+        );
     }
 
     #[test]
@@ -199,7 +222,10 @@ mod tests {
         let mut buf = BytesMut::from(&OPTIONS[..OPTIONS.len() - 2]);
         assert_eq!(next_frame(&mut buf, 65535).unwrap(), None);
         buf.extend_from_slice(b"dyINVITE");
-        assert_eq!(next_frame(&mut buf, 65535).unwrap(), Some(Frame::Message(Bytes::from_static(OPTIONS))));
+        assert_eq!(
+            next_frame(&mut buf, 65535).unwrap(),
+            Some(Frame::Message(Bytes::from_static(OPTIONS)))
+        );
         assert_eq!(&buf[..], b"INVITE");
         assert_eq!(next_frame(&mut buf, 65535).unwrap(), None);
     }
@@ -207,6 +233,9 @@ mod tests {
     #[test]
     fn folded_and_compact_content_length() {
         let m = b"OPTIONS sip:a@b SIP/2.0\r\nl :\r\n 2\r\n\r\nok";
-        assert_eq!(frames(m, 65535).unwrap(), vec![Frame::Message(Bytes::from_static(m))]);
+        assert_eq!(
+            frames(m, 65535).unwrap(),
+            vec![Frame::Message(Bytes::from_static(m))]
+        );
     }
 }

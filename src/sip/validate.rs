@@ -26,11 +26,19 @@ pub struct Rejection {
 
 impl Rejection {
     fn bad(reason: &'static str) -> Rejection {
-        Rejection { status: 400, reason: Cow::Borrowed(reason), extra_headers: Vec::new() }
+        Rejection {
+            status: 400,
+            reason: Cow::Borrowed(reason),
+            extra_headers: Vec::new(),
+        }
     }
 
     fn with(status: u16, reason: &'static str, extra: Vec<(&'static str, String)>) -> Rejection {
-        Rejection { status, reason: Cow::Borrowed(reason), extra_headers: extra }
+        Rejection {
+            status,
+            reason: Cow::Borrowed(reason),
+            extra_headers: extra,
+        }
     }
 }
 
@@ -44,10 +52,26 @@ pub struct ValidationPolicy {
 
 /// Headers that occur once, and what to call them in the reason phrase.
 const SINGLE: [(&str, &str, &str); 5] = [
-    ("Call-ID", "Bad Request - Missing Call-ID", "Bad Request - Multiple Call-ID"),
-    ("From", "Bad Request - Missing From", "Bad Request - Multiple From"),
-    ("To", "Bad Request - Missing To", "Bad Request - Multiple To"),
-    ("CSeq", "Bad Request - Missing CSeq", "Bad Request - Multiple CSeq"),
+    (
+        "Call-ID",
+        "Bad Request - Missing Call-ID",
+        "Bad Request - Multiple Call-ID",
+    ),
+    (
+        "From",
+        "Bad Request - Missing From",
+        "Bad Request - Multiple From",
+    ),
+    (
+        "To",
+        "Bad Request - Missing To",
+        "Bad Request - Multiple To",
+    ),
+    (
+        "CSeq",
+        "Bad Request - Missing CSeq",
+        "Bad Request - Multiple CSeq",
+    ),
     ("Max-Forwards", "", "Bad Request - Multiple Max-Forwards"),
 ];
 
@@ -62,7 +86,9 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
     let top = &vias[0];
     // RFC 4475 §3.2.1: the bare cookie claims RFC 3261 matching with no unique part.
     if top.branch.as_deref() == Some(BRANCH_MAGIC_COOKIE) {
-        return Err(Rejection::bad("Bad Request - Via branch is only the magic cookie"));
+        return Err(Rejection::bad(
+            "Bad Request - Via branch is only the magic cookie",
+        ));
     }
     for (name, missing, multiple) in SINGLE {
         let lines = h.get_all(name).count();
@@ -74,9 +100,12 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
             return Err(Rejection::bad(multiple));
         }
     }
-    h.call_id().map_err(|_| Rejection::bad("Bad Request - Malformed Call-ID"))?;
-    h.from().map_err(|_| Rejection::bad("Bad Request - Malformed From"))?;
-    h.to().map_err(|_| Rejection::bad("Bad Request - Malformed To"))?;
+    h.call_id()
+        .map_err(|_| Rejection::bad("Bad Request - Malformed Call-ID"))?;
+    h.from()
+        .map_err(|_| Rejection::bad("Bad Request - Malformed From"))?;
+    h.to()
+        .map_err(|_| Rejection::bad("Bad Request - Malformed To"))?;
     for (name, _, multiple) in SINGLE {
         // ... or a comma list in one line.
         if h.values(name).count() > 1 {
@@ -96,13 +125,17 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
     if max_forwards.is_none() && top.is_rfc3261_branch() {
         return Err(Rejection::bad("Bad Request - Missing Max-Forwards"));
     }
-    h.contacts().map_err(|_| Rejection::bad("Bad Request - Malformed Contact"))?;
+    h.contacts()
+        .map_err(|_| Rejection::bad("Bad Request - Malformed Contact"))?;
 
     // §8.2.1 method inspection: 501 for a method we do not know at all
     // (preferred over the CSeq mismatch, RFC 4475 §3.1.2.18), 405 for one we
     // know but do not serve on this leg.
     if !policy.allowed_methods.contains(&req.method) {
-        let allow = vec![("Allow", join(policy.allowed_methods.iter().map(Method::as_str)))];
+        let allow = vec![(
+            "Allow",
+            join(policy.allowed_methods.iter().map(Method::as_str)),
+        )];
         return Err(if matches!(req.method, Method::Other(_)) {
             Rejection::with(501, "Not Implemented", allow)
         } else {
@@ -135,10 +168,19 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
             .option_tags("Require")
             .into_iter()
             .chain(h.option_tags("Proxy-Require"))
-            .filter(|t| !policy.supported_option_tags.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !policy
+                    .supported_option_tags
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            })
             .collect();
         if !unsupported.is_empty() {
-            return Err(Rejection::with(420, "Bad Extension", vec![("Unsupported", unsupported.join(", "))]));
+            return Err(Rejection::with(
+                420,
+                "Bad Extension",
+                vec![("Unsupported", unsupported.join(", "))],
+            ));
         }
     }
 
@@ -148,7 +190,11 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
             return Err(Rejection::bad("Bad Request - Body without Content-Type"));
         };
         let media = media_type(ct);
-        if !policy.accepted_body_types.iter().any(|a| a.eq_ignore_ascii_case(media)) {
+        if !policy
+            .accepted_body_types
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(media))
+        {
             return Err(Rejection::with(
                 415,
                 "Unsupported Media Type",
@@ -159,7 +205,11 @@ pub fn validate_request(req: &Request, policy: &ValidationPolicy) -> Result<(), 
     // RFC 3261 §21.4.7: our answer to INVITE or UPDATE carries SDP; if the
     // request's Accept rules it out we cannot answer (RFC 4475 §3.3.15).
     if matches!(req.method, Method::Invite | Method::Update) && !accepts_sdp(h) {
-        return Err(Rejection::with(406, "Not Acceptable", vec![("Accept", "application/sdp".to_owned())]));
+        return Err(Rejection::with(
+            406,
+            "Not Acceptable",
+            vec![("Accept", "application/sdp".to_owned())],
+        ));
     }
     Ok(())
 }
@@ -218,7 +268,9 @@ pub fn validate_response(rsp: &Response) -> Result<(), ResponseDefect> {
             Host::Domain(_) => false,
         };
         if bad {
-            return Err(ResponseDefect::NonUnicastVia { sent_by: via.sent_by() });
+            return Err(ResponseDefect::NonUnicastVia {
+                sent_by: via.sent_by(),
+            });
         }
     }
     Ok(())

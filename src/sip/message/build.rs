@@ -14,7 +14,12 @@ use crate::sip::Method;
 
 impl Request {
     pub fn new(method: Method, uri: Uri) -> Request {
-        Request { method, uri, headers: Headers::new(), body: Bytes::new() }
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
     }
 
     pub fn to_bytes(&self) -> Bytes {
@@ -27,7 +32,12 @@ impl Request {
 
 impl Response {
     pub fn new(status: u16, reason: impl Into<String>) -> Response {
-        Response { status, reason: reason.into(), headers: Headers::new(), body: Bytes::new() }
+        Response {
+            status,
+            reason: reason.into(),
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
     }
 
     /// RFC 3261 §8.2.6.2: copies all Via (in order), From, To, Call-ID and
@@ -88,7 +98,10 @@ fn with_to_tag(to: &Bytes, tag: Option<&str>) -> Bytes {
 /// length; later ones are dropped; without one it is appended.
 fn serialize(start: &[u8], headers: &Headers, body: &Bytes) -> Bytes {
     let size = start.len()
-        + headers.iter_raw().map(|(n, _, v)| n.len() + v.len() + 4).sum::<usize>()
+        + headers
+            .iter_raw()
+            .map(|(n, _, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
         + 24
         + body.len();
     let mut out = BytesMut::with_capacity(size);
@@ -190,7 +203,8 @@ pub fn error_response_for_raw(raw: &[u8], status: u16, reason: &str) -> Option<B
     }
     if let Some(v) = to {
         let tag = stateless_tag(&top_via, call_id.as_deref().unwrap_or_default());
-        rsp.headers.push("To", with_to_tag(&Bytes::from(v), Some(&tag)));
+        rsp.headers
+            .push("To", with_to_tag(&Bytes::from(v), Some(&tag)));
     }
     if let Some(v) = call_id {
         rsp.headers.push("Call-ID", v);
@@ -202,10 +216,14 @@ pub fn error_response_for_raw(raw: &[u8], status: u16, reason: &str) -> Option<B
 }
 
 fn line_end(raw: &[u8], from: usize) -> (usize, usize) {
-    match raw[from..].iter().position(|&b| b == b'\n') {
+    match super::lex::find_byte(&raw[from..], b'\n') {
         Some(p) => {
             let nl = from + p;
-            let end = if nl > from && raw[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let end = if nl > from && raw[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             (end, nl + 1)
         }
         None => (raw.len(), raw.len()),

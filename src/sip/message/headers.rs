@@ -36,7 +36,65 @@ pub(crate) enum Key {
     SessionExpires,
     Identity,
     Accept,
+    Route,
+    RecordRoute,
+    Allow,
+    UserAgent,
+    Server,
+    MinSe,
+    Expires,
+    Unsupported,
+    PAssertedIdentity,
+    Privacy,
+    RSeq,
+    RAck,
+    Reason,
+    Authorization,
+    WwwAuthenticate,
+    ContentDisposition,
 }
+
+/// Long names as they are usually written, by key; a name written exactly
+/// like this is stored as a static string instead of a slice of the buffer.
+const KNOWN: [(&str, Key); 37] = [
+    ("Via", Key::Via),
+    ("From", Key::From),
+    ("To", Key::To),
+    ("Call-ID", Key::CallId),
+    ("CSeq", Key::CSeq),
+    ("Max-Forwards", Key::MaxForwards),
+    ("Contact", Key::Contact),
+    ("Content-Length", Key::ContentLength),
+    ("Content-Type", Key::ContentType),
+    ("Content-Encoding", Key::ContentEncoding),
+    ("Subject", Key::Subject),
+    ("Supported", Key::Supported),
+    ("Require", Key::Require),
+    ("Proxy-Require", Key::ProxyRequire),
+    ("Event", Key::Event),
+    ("Allow-Events", Key::AllowEvents),
+    ("Refer-To", Key::ReferTo),
+    ("Referred-By", Key::ReferredBy),
+    ("Session-Expires", Key::SessionExpires),
+    ("Identity", Key::Identity),
+    ("Accept", Key::Accept),
+    ("Route", Key::Route),
+    ("Record-Route", Key::RecordRoute),
+    ("Allow", Key::Allow),
+    ("User-Agent", Key::UserAgent),
+    ("Server", Key::Server),
+    ("Min-SE", Key::MinSe),
+    ("Expires", Key::Expires),
+    ("Unsupported", Key::Unsupported),
+    ("P-Asserted-Identity", Key::PAssertedIdentity),
+    ("Privacy", Key::Privacy),
+    ("RSeq", Key::RSeq),
+    ("RAck", Key::RAck),
+    ("Reason", Key::Reason),
+    ("Authorization", Key::Authorization),
+    ("WWW-Authenticate", Key::WwwAuthenticate),
+    ("Content-Disposition", Key::ContentDisposition),
+];
 
 impl Key {
     pub(crate) fn of(name: &[u8]) -> Key {
@@ -61,37 +119,22 @@ impl Key {
                 _ => Key::Other,
             };
         }
-        let mut lower = [0u8; 20];
-        if name.len() > lower.len() {
-            return Key::Other;
-        }
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        match &lower[..name.len()] {
-            b"via" => Key::Via,
-            b"from" => Key::From,
-            b"to" => Key::To,
-            b"call-id" => Key::CallId,
-            b"cseq" => Key::CSeq,
-            b"max-forwards" => Key::MaxForwards,
-            b"contact" => Key::Contact,
-            b"content-length" => Key::ContentLength,
-            b"content-type" => Key::ContentType,
-            b"content-encoding" => Key::ContentEncoding,
-            b"subject" => Key::Subject,
-            b"supported" => Key::Supported,
-            b"require" => Key::Require,
-            b"proxy-require" => Key::ProxyRequire,
-            b"event" => Key::Event,
-            b"allow-events" => Key::AllowEvents,
-            b"refer-to" => Key::ReferTo,
-            b"referred-by" => Key::ReferredBy,
-            b"session-expires" => Key::SessionExpires,
-            b"identity" => Key::Identity,
-            b"accept" => Key::Accept,
-            _ => Key::Other,
-        }
+        Self::known(name).map_or(Key::Other, |(_, k)| k)
+    }
+
+    /// The key of a long name and its usual spelling.
+    #[inline]
+    pub(crate) fn known(name: &[u8]) -> Option<(&'static str, Key)> {
+        // Most names differ in length or first letter; compare those first.
+        let first = name.first()?.to_ascii_lowercase();
+        KNOWN
+            .iter()
+            .find(|(n, _)| {
+                n.len() == name.len()
+                    && n.as_bytes()[0].to_ascii_lowercase() == first
+                    && n.as_bytes().eq_ignore_ascii_case(name)
+            })
+            .copied()
     }
 }
 
@@ -102,7 +145,10 @@ pub enum HeaderError {
     #[error("{name} header is not UTF-8")]
     NotUtf8 { name: &'static str },
     #[error("malformed {name} header: {detail}")]
-    Malformed { name: &'static str, detail: &'static str },
+    Malformed {
+        name: &'static str,
+        detail: &'static str,
+    },
     #[error("bad URI in {name} header: {source}")]
     Uri {
         name: &'static str,
@@ -137,7 +183,9 @@ impl Headers {
     }
 
     pub(crate) fn with_capacity(n: usize) -> Headers {
-        Headers { entries: Vec::with_capacity(n) }
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     pub(crate) fn push_raw(&mut self, name: Bytes, key: Key, value: Bytes) {
@@ -168,7 +216,10 @@ impl Headers {
     }
 
     pub(crate) fn all_key(&self, key: Key) -> impl Iterator<Item = &Bytes> {
-        self.entries.iter().filter(move |e| e.key == key).map(|e| &e.value)
+        self.entries
+            .iter()
+            .filter(move |e| e.key == key)
+            .map(|e| &e.value)
     }
 
     /// First value of `name`; case-insensitive, compact forms match long names.
@@ -247,8 +298,14 @@ impl Headers {
     /// Call-ID (RFC 3261 §20.8): one `word ["@" word]`, so no white space.
     pub fn call_id(&self) -> Result<&str, HeaderError> {
         let v = self.str_of(Key::CallId, "Call-ID")?;
-        if v.is_empty() || v.bytes().any(|b| lex::is_ws(b) || b == b',' || b.is_ascii_control()) {
-            return Err(HeaderError::Malformed { name: "Call-ID", detail: "not one word" });
+        if v.is_empty()
+            || v.bytes()
+                .any(|b| lex::is_ws(b) || b == b',' || b.is_ascii_control())
+        {
+            return Err(HeaderError::Malformed {
+                name: "Call-ID",
+                detail: "not one word",
+            });
         }
         Ok(v)
     }
@@ -303,10 +360,15 @@ pub(crate) fn split_values(line: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 pub(crate) fn parse_decimal(v: &[u8], name: &'static str) -> Result<u64, HeaderError> {
     let t = lex::trim_ws_bytes(v);
     if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-        return Err(HeaderError::Malformed { name, detail: "not a number" });
+        return Err(HeaderError::Malformed {
+            name,
+            detail: "not a number",
+        });
     }
     t.iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .ok_or_else(|| HeaderError::OutOfRange {
             name,
             value: String::from_utf8_lossy(t).into_owned(),
@@ -365,7 +427,10 @@ mod tests {
         h.push("Max-Forwards", "0068");
         assert_eq!(h.max_forwards().unwrap(), Some(68));
         h.set("Max-Forwards", "300");
-        assert!(matches!(h.max_forwards(), Err(HeaderError::OutOfRange { .. })));
+        assert!(matches!(
+            h.max_forwards(),
+            Err(HeaderError::OutOfRange { .. })
+        ));
         h.set("Max-Forwards", "99999999999999999999999");
         assert!(h.max_forwards().is_err());
         h.set("Max-Forwards", "-1");

@@ -19,7 +19,11 @@ pub struct NameAddr {
 
 impl NameAddr {
     pub fn new(uri: Uri) -> NameAddr {
-        NameAddr { display: None, uri, params: Vec::new() }
+        NameAddr {
+            display: None,
+            uri,
+            params: Vec::new(),
+        }
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -38,7 +42,8 @@ impl NameAddr {
         let s = lex::trim_ws(s);
         let bad = |detail| HeaderError::Malformed { name, detail };
         let (display, after_display) = if s.starts_with('"') {
-            let (inner, rest) = lex::split_quoted(s).ok_or(bad("unterminated quoted display name"))?;
+            let (inner, rest) =
+                lex::split_quoted(s).ok_or(bad("unterminated quoted display name"))?;
             let rest = lex::skip_ws(rest);
             if !rest.starts_with('<') {
                 return Err(bad("quoted display name without <URI>"));
@@ -75,7 +80,11 @@ impl NameAddr {
         };
         let uri = Uri::parse(uri_str).map_err(|source| HeaderError::Uri { name, source })?;
         let params = lex::parse_params(rest).map_err(|_| bad("bad parameters"))?;
-        Ok(NameAddr { display, uri, params })
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+        })
     }
 }
 
@@ -110,7 +119,8 @@ impl Headers {
         let mut out = Vec::new();
         for line in self.all_key(Key::Contact) {
             for v in split_values(line) {
-                let s = std::str::from_utf8(&v).map_err(|_| HeaderError::NotUtf8 { name: "Contact" })?;
+                let s = std::str::from_utf8(&v)
+                    .map_err(|_| HeaderError::NotUtf8 { name: "Contact" })?;
                 if s == "*" {
                     continue;
                 }
@@ -155,7 +165,8 @@ mod tests {
 
     #[test]
     fn display_names_quoted_token_and_glued() {
-        let n = p(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ;  tag = 98asjd8"#).unwrap();
+        let n =
+            p(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ;  tag = 98asjd8"#).unwrap();
         assert_eq!(n.display.as_deref(), Some(r#"J Rosenberg \\\""#));
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = p("caller<sip:caller@example.com>;tag=323").unwrap();
@@ -177,7 +188,10 @@ mod tests {
 
     #[test]
     fn non_sip_uris_parse() {
-        assert_eq!(p("isbn:2983792873").unwrap().uri.scheme, Scheme::Other("isbn".into()));
+        assert_eq!(
+            p("isbn:2983792873").unwrap().uri.scheme,
+            Scheme::Other("isbn".into())
+        );
         let n = p("<http://www.example.com>;tag=3234233").unwrap();
         assert_eq!(n.uri.scheme, Scheme::Other("http".into()));
         assert_eq!(n.tag(), Some("3234233"));

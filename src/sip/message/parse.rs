@@ -29,8 +29,12 @@ pub(crate) enum Framing {
 /// end without its CR. Accepts a bare LF as line end: RFC 3261 §7 asks for
 /// CRLF but a tolerant reader costs nothing here.
 fn next_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = buf[from..].iter().position(|&b| b == b'\n')? + from;
-    let end = if nl > from && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let nl = super::lex::find_byte(&buf[from..], b'\n')? + from;
+    let end = if nl > from && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Some((end, nl + 1))
 }
 
@@ -46,14 +50,21 @@ pub(crate) fn parse(buf: Bytes, framing: Framing) -> Result<Message, ParseError>
     }
     let is_response = b[start..].starts_with(b"SIP/");
     let wrap = |d: Defect| {
-        if is_response { ParseError::Response(d) } else { ParseError::Request(d) }
+        if is_response {
+            ParseError::Response(d)
+        } else {
+            ParseError::Request(d)
+        }
     };
     let (line_end, mut pos) = match next_line(b, start) {
         Some(x) => x,
         None => (b.len(), b.len()),
     };
     if line_end - start > MAX_LINE_LEN {
-        return Err(wrap(Defect::LineTooLong { line: 1, len: line_end - start }));
+        return Err(wrap(Defect::LineTooLong {
+            line: 1,
+            len: line_end - start,
+        }));
     }
     let start_line = &b[start..line_end];
 
@@ -87,14 +98,20 @@ pub(crate) fn parse(buf: Bytes, framing: Framing) -> Result<Message, ParseError>
             h.3 = end;
             h.4 = true;
             if h.3 - h.0 > MAX_LINE_LEN {
-                return Err(wrap(Defect::LineTooLong { line: line_no, len: h.3 - h.0 }));
+                return Err(wrap(Defect::LineTooLong {
+                    line: line_no,
+                    len: h.3 - h.0,
+                }));
             }
         } else {
             if let Some(h) = current.take() {
                 finish_header(&buf, h, &mut headers, &mut content_length).map_err(&wrap)?;
             }
             if line.len() > MAX_LINE_LEN {
-                return Err(wrap(Defect::LineTooLong { line: line_no, len: line.len() }));
+                return Err(wrap(Defect::LineTooLong {
+                    line: line_no,
+                    len: line.len(),
+                }));
             }
             if headers.len() >= MAX_HEADERS {
                 return Err(wrap(Defect::TooManyHeaders { limit: MAX_HEADERS }));
@@ -118,10 +135,15 @@ pub(crate) fn parse(buf: Bytes, framing: Framing) -> Result<Message, ParseError>
     let available = b.len() - body_start;
     let body = match (content_length, framing) {
         (Some(n), _) if n > available => {
-            return Err(wrap(Defect::BodyTruncated { declared: n, available }));
+            return Err(wrap(Defect::BodyTruncated {
+                declared: n,
+                available,
+            }));
         }
         (Some(n), Framing::Stream) if n < available => {
-            return Err(wrap(Defect::TrailingOctets { count: available - n }));
+            return Err(wrap(Defect::TrailingOctets {
+                count: available - n,
+            }));
         }
         (Some(n), _) => buf.slice(body_start..body_start + n),
         (None, Framing::Datagram) => buf.slice(body_start..),
@@ -130,10 +152,20 @@ pub(crate) fn parse(buf: Bytes, framing: Framing) -> Result<Message, ParseError>
 
     if is_response {
         let (status, reason) = parse_status_line(start_line).map_err(ParseError::Response)?;
-        Ok(Message::Response(Response { status, reason, headers, body }))
+        Ok(Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }))
     } else {
         let (method, uri) = parse_request_line(start_line).map_err(ParseError::Request)?;
-        Ok(Message::Request(Request { method, uri, headers, body }))
+        Ok(Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }))
     }
 }
 
@@ -144,26 +176,46 @@ fn finish_header(
     content_length: &mut Option<usize>,
 ) -> Result<(), Defect> {
     let raw = &buf[value_start..value_end];
-    let lead = raw.iter().position(|&c| !super::lex::is_ws(c)).unwrap_or(raw.len());
-    let trail = raw.iter().rposition(|&c| !super::lex::is_ws(c)).map_or(lead, |p| p + 1);
+    let lead = raw
+        .iter()
+        .position(|&c| !super::lex::is_ws(c))
+        .unwrap_or(raw.len());
+    let trail = raw
+        .iter()
+        .rposition(|&c| !super::lex::is_ws(c))
+        .map_or(lead, |p| p + 1);
     let value = if folded && raw[lead..trail].iter().any(|&c| c == b'\r' || c == b'\n') {
         Bytes::from(unfold(&raw[lead..trail]))
     } else {
         buf.slice(value_start + lead..value_start + trail)
     };
     let name = &buf[name_start..name_end];
-    let key = Key::of(name);
+    // A name spelt the usual way costs no reference count.
+    let (key, name_bytes) = if name.len() == 1 {
+        (Key::of(name), buf.slice(name_start..name_end))
+    } else {
+        match Key::known(name) {
+            Some((spelling, key)) if spelling.as_bytes() == name => {
+                (key, Bytes::from_static(spelling.as_bytes()))
+            }
+            Some((_, key)) => (key, buf.slice(name_start..name_end)),
+            None => (Key::Other, buf.slice(name_start..name_end)),
+        }
+    };
     if key == Key::ContentLength {
         let n = parse_content_length(&value)?;
         match *content_length {
             // RFC 4475 §3.3.9: two different lengths leave the framing undefined.
             Some(prev) if prev != n => {
-                return Err(Defect::ConflictingContentLength { first: prev, second: n });
+                return Err(Defect::ConflictingContentLength {
+                    first: prev,
+                    second: n,
+                });
             }
             _ => *content_length = Some(n),
         }
     }
-    headers.push_raw(buf.slice(name_start..name_end), key, value);
+    headers.push_raw(name_bytes, key, value);
     Ok(())
 }
 
@@ -193,12 +245,19 @@ fn unfold(v: &[u8]) -> Vec<u8> {
 /// that does not fit is a framing error (RFC 4475 §3.1.2.3), never a size.
 pub(crate) fn parse_content_length(v: &[u8]) -> Result<usize, Defect> {
     let t = super::lex::trim_ws_bytes(v);
-    let bad = || Defect::BadContentLength { value: String::from_utf8_lossy(&t[..t.len().min(32)]).into_owned() };
+    let bad = || Defect::BadContentLength {
+        value: String::from_utf8_lossy(&t[..t.len().min(32)]).into_owned(),
+    };
     if t.is_empty() || t.len() > 10 || !t.iter().all(u8::is_ascii_digit) {
         return Err(bad());
     }
-    let n = t.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
-    usize::try_from(n).ok().filter(|&n| n <= u32::MAX as usize).ok_or_else(bad)
+    let n = t
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= u32::MAX as usize)
+        .ok_or_else(bad)
 }
 
 /// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT`, case-insensitive (RFC 3261 §7.1).
@@ -206,12 +265,16 @@ fn version_ok(v: &[u8]) -> Result<(), Defect> {
     let well_formed = v.len() > 4
         && v[..4].eq_ignore_ascii_case(b"SIP/")
         && v[4..].split(|&c| c == b'.').count() == 2
-        && v[4..].split(|&c| c == b'.').all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+        && v[4..]
+            .split(|&c| c == b'.')
+            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
     if !well_formed {
         return Err(Defect::BadStartLine);
     }
     if &v[4..] != b"2.0" {
-        return Err(Defect::VersionNotSupported { version: String::from_utf8_lossy(v).into_owned() });
+        return Err(Defect::VersionNotSupported {
+            version: String::from_utf8_lossy(v).into_owned(),
+        });
     }
     Ok(())
 }
@@ -219,8 +282,14 @@ fn version_ok(v: &[u8]) -> Result<(), Defect> {
 /// `Request-Line = Method SP Request-URI SP SIP-Version`: exactly two SP
 /// (RFC 4475 §3.1.2.8-10 put extra ones in).
 fn parse_request_line(line: &[u8]) -> Result<(Method, Uri), Defect> {
-    let first = line.iter().position(|&c| c == b' ').ok_or(Defect::BadStartLine)?;
-    let last = line.iter().rposition(|&c| c == b' ').ok_or(Defect::BadStartLine)?;
+    let first = line
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or(Defect::BadStartLine)?;
+    let last = line
+        .iter()
+        .rposition(|&c| c == b' ')
+        .ok_or(Defect::BadStartLine)?;
     if last <= first {
         return Err(Defect::BadStartLine);
     }
@@ -243,18 +312,27 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, Uri), Defect> {
 /// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase`; the reason is
 /// kept exactly, and may be empty (RFC 4475 §3.1.1.13).
 fn parse_status_line(line: &[u8]) -> Result<(u16, String), Defect> {
-    let sp = line.iter().position(|&c| c == b' ').ok_or(Defect::BadStartLine)?;
+    let sp = line
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or(Defect::BadStartLine)?;
     version_ok(&line[..sp])?;
     let rest = &line[sp + 1..];
     let code_end = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
     let code = &rest[..code_end];
     // Status-Code is exactly three digits, 100-699 (RFC 4475 §3.1.2.19 sends 4294967301).
     if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
-        return Err(Defect::BadStatusCode { code: String::from_utf8_lossy(&code[..code.len().min(16)]).into_owned() });
+        return Err(Defect::BadStatusCode {
+            code: String::from_utf8_lossy(&code[..code.len().min(16)]).into_owned(),
+        });
     }
-    let status = code.iter().fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let status = code
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     if !(100..=699).contains(&status) {
-        return Err(Defect::BadStatusCode { code: status.to_string() });
+        return Err(Defect::BadStatusCode {
+            code: status.to_string(),
+        });
     }
     let reason = rest.get(code_end + 1..).unwrap_or_default();
     let reason = std::str::from_utf8(reason).map_err(|_| Defect::ReasonNotUtf8)?;

@@ -105,20 +105,28 @@ impl Uri {
         // White space, controls, quotes and angle brackets never occur in a
         // URI (RFC 3261 §25.1); finding one means the caller framed it wrong
         // (RFC 4475 §3.1.2.7, §3.1.2.8, §3.1.2.14).
-        if let Some((at, ch)) = s
-            .char_indices()
-            .find(|&(_, c)| c.is_ascii_control() || matches!(c, ' ' | '"' | '<' | '>'))
+        if let Some(at) = s
+            .bytes()
+            .position(|b| b < 0x21 || b == 0x7f || matches!(b, b'"' | b'<' | b'>'))
         {
-            return Err(UriError::IllegalChar { ch, at });
+            return Err(UriError::IllegalChar {
+                ch: char::from(s.as_bytes()[at]),
+                at,
+            });
         }
         let colon = s.find(':').ok_or(UriError::MissingScheme)?;
         let scheme_str = &s[..colon];
-        let valid_scheme = scheme_str.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        let valid_scheme = scheme_str
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic)
             && scheme_str
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !valid_scheme {
-            return Err(UriError::BadScheme { scheme: scheme_str.to_owned() });
+            return Err(UriError::BadScheme {
+                scheme: scheme_str.to_owned(),
+            });
         }
         let rest = &s[colon + 1..];
         let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
@@ -206,21 +214,33 @@ fn parse_sip(scheme: Scheme, rest: &str) -> Result<Uri, UriError> {
         Some((a, h)) => (a, Some(h)),
         None => (hostpart, None),
     };
-    let (hostport, params_str) = before_headers.split_once(';').unwrap_or((before_headers, ""));
+    let (hostport, params_str) = before_headers
+        .split_once(';')
+        .unwrap_or((before_headers, ""));
     let (host, port) = parse_host_port(hostport)?;
     let mut headers = Vec::new();
     if let Some(h) = headers_str {
         for pair in h.split('&') {
-            let (n, v) = pair
-                .split_once('=')
-                .ok_or_else(|| UriError::BadHeader { header: pair.to_owned() })?;
+            let (n, v) = pair.split_once('=').ok_or_else(|| UriError::BadHeader {
+                header: pair.to_owned(),
+            })?;
             if n.is_empty() {
-                return Err(UriError::BadHeader { header: pair.to_owned() });
+                return Err(UriError::BadHeader {
+                    header: pair.to_owned(),
+                });
             }
             headers.push((n.to_owned(), v.to_owned()));
         }
     }
-    Ok(Uri { scheme, user, password, host, port, params: uri_params(params_str)?, headers })
+    Ok(Uri {
+        scheme,
+        user,
+        password,
+        host,
+        port,
+        params: uri_params(params_str)?,
+        headers,
+    })
 }
 
 fn uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, UriError> {
@@ -275,7 +295,8 @@ fn parse_port(p: &str) -> Result<u16, UriError> {
     if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
         return Err(UriError::BadPort { port: p.to_owned() });
     }
-    p.parse().map_err(|_| UriError::BadPort { port: p.to_owned() })
+    p.parse()
+        .map_err(|_| UriError::BadPort { port: p.to_owned() })
 }
 
 /// An IPv6 reference's inside. RFC 3261's ABNF let `2001:db8:::192.0.2.1`
@@ -284,10 +305,10 @@ pub(crate) fn parse_ipv6(s: &str) -> Result<Ipv6Addr, UriError> {
     if let Ok(a) = s.parse::<Ipv6Addr>() {
         return Ok(a);
     }
-    if s.contains(":::") {
-        if let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>() {
-            return Ok(a);
-        }
+    if s.contains(":::")
+        && let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>()
+    {
+        return Ok(a);
     }
     Err(UriError::BadIpv6 { addr: s.to_owned() })
 }
@@ -295,7 +316,9 @@ pub(crate) fn parse_ipv6(s: &str) -> Result<Ipv6Addr, UriError> {
 /// A host name or IPv4 address (`hostname / IPv4address`).
 pub(crate) fn parse_host_name(h: &str) -> Result<Host, UriError> {
     if h.is_empty()
-        || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     {
         return Err(UriError::BadHost { host: h.to_owned() });
     }
@@ -365,8 +388,14 @@ mod tests {
         let u = round_trip(
             "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
         );
-        assert_eq!(u.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password.as_deref(),
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
     }
 
     #[test]
@@ -394,7 +423,10 @@ mod tests {
     #[test]
     fn headers_and_other_schemes() {
         let u = round_trip("sip:user@example.com?Route=%3Csip:sip.example.com%3E");
-        assert_eq!(u.headers, vec![("Route".into(), "%3Csip:sip.example.com%3E".into())]);
+        assert_eq!(
+            u.headers,
+            vec![("Route".into(), "%3Csip:sip.example.com%3E".into())]
+        );
         let u = round_trip("nobodyKnowsThisScheme:totallyopaquecontent");
         assert_eq!(u.scheme, Scheme::Other("nobodyKnowsThisScheme".into()));
         let u = round_trip("soap.beep://192.0.2.103:3002");

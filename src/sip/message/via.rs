@@ -1,12 +1,11 @@
 //! Via (RFC 3261 §20.42) with RFC 3581 rport and RFC 5118 IPv6 sent-by /
-//! received, and CSeq (§20.16).
+//! received.
 
 use std::fmt;
 
-use super::headers::{HeaderError, Headers, Key, parse_decimal, split_values};
+use super::headers::{HeaderError, Headers, Key, split_values};
 use super::lex;
 use super::uri::{Host, parse_host_port};
-use crate::sip::Method;
 
 /// RFC 3261 §8.1.1.7: a branch starting with this was made by an RFC 3261 element.
 pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
@@ -49,25 +48,36 @@ impl Via {
 
     /// The branch carries the RFC 3261 magic cookie (so transactions match by branch).
     pub fn is_rfc3261_branch(&self) -> bool {
-        self.branch.as_deref().is_some_and(|b| b.starts_with(BRANCH_MAGIC_COOKIE))
+        self.branch
+            .as_deref()
+            .is_some_and(|b| b.starts_with(BRANCH_MAGIC_COOKIE))
     }
 
     /// `received` as an address, brackets or not.
     pub fn received_addr(&self) -> Option<std::net::IpAddr> {
         let r = self.received.as_deref()?;
-        let r = r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r);
+        let r = r
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(r);
         r.parse().ok()
     }
 
     pub fn parse(s: &str) -> Result<Via, HeaderError> {
-        let bad = |detail| HeaderError::Malformed { name: "Via", detail };
+        let bad = |detail| HeaderError::Malformed {
+            name: "Via",
+            detail,
+        };
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport,
         // SLASH = SWS "/" SWS (RFC 4475 §3.1.1.1 spreads it over three lines).
         let mut rest = lex::skip_ws(s);
         let mut parts = [""; 3];
         for (i, part) in parts.iter_mut().enumerate() {
             if i > 0 {
-                rest = lex::skip_ws(rest.strip_prefix('/').ok_or(bad("sent-protocol needs '/'"))?);
+                rest = lex::skip_ws(
+                    rest.strip_prefix('/')
+                        .ok_or(bad("sent-protocol needs '/'"))?,
+                );
             }
             let n = rest.bytes().take_while(|&b| lex::is_token_byte(b)).count();
             if n == 0 {
@@ -134,42 +144,11 @@ impl fmt::Display for Via {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CSeq {
-    pub seq: u32,
-    pub method: Method,
-}
-
-impl CSeq {
-    pub fn parse(s: &[u8]) -> Result<CSeq, HeaderError> {
-        let name = "CSeq";
-        let t = lex::trim_ws_bytes(s);
-        let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
-        let rest = lex::trim_ws_bytes(&t[digits..]);
-        if digits == 0 || digits == t.len() || !lex::is_ws(t[digits]) || !lex::is_token(rest) {
-            return Err(HeaderError::Malformed { name, detail: "not 'number method'" });
-        }
-        // RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer
-        // (RFC 4475 §3.1.2.4 sends 2^65).
-        let seq = parse_decimal(&t[..digits], name)?;
-        let seq = u32::try_from(seq).map_err(|_| HeaderError::OutOfRange {
-            name,
-            value: seq.to_string(),
-        })?;
-        let method = std::str::from_utf8(rest).map_err(|_| HeaderError::NotUtf8 { name })?;
-        Ok(CSeq { seq, method: Method::from_token(method) })
-    }
-}
-
-impl fmt::Display for CSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.seq, self.method)
-    }
-}
-
 impl Headers {
     pub fn top_via(&self) -> Result<Via, HeaderError> {
-        let line = self.get_key(Key::Via).ok_or(HeaderError::Missing { name: "Via" })?;
+        let line = self
+            .get_key(Key::Via)
+            .ok_or(HeaderError::Missing { name: "Via" })?;
         let first = split_values(line).next().unwrap_or_default();
         let s = std::str::from_utf8(&first).map_err(|_| HeaderError::NotUtf8 { name: "Via" })?;
         Via::parse(s)
@@ -180,7 +159,8 @@ impl Headers {
         let mut out = Vec::new();
         for line in self.all_key(Key::Via) {
             for v in split_values(line) {
-                let s = std::str::from_utf8(&v).map_err(|_| HeaderError::NotUtf8 { name: "Via" })?;
+                let s =
+                    std::str::from_utf8(&v).map_err(|_| HeaderError::NotUtf8 { name: "Via" })?;
                 out.push(Via::parse(s)?);
             }
         }
@@ -188,10 +168,6 @@ impl Headers {
             return Err(HeaderError::Missing { name: "Via" });
         }
         Ok(out)
-    }
-
-    pub fn cseq(&self) -> Result<CSeq, HeaderError> {
-        CSeq::parse(self.get_key(Key::CSeq).ok_or(HeaderError::Missing { name: "CSeq" })?)
     }
 }
 
@@ -206,17 +182,24 @@ mod tests {
         assert_eq!(v.host, Host::V4("192.0.2.2".parse().unwrap()));
         assert_eq!(v.branch.as_deref(), Some("390skdjuw"));
         assert!(!v.is_rfc3261_branch());
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.sent_by(), "spindle.example.com");
         assert!(v.is_rfc3261_branch());
     }
 
     #[test]
     fn via_ipv6_received_with_and_without_brackets() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
+        )
+        .unwrap();
         assert_eq!(v.received.as_deref(), Some("[2001:db8::9:255]"));
         assert_eq!(v.received_addr(), Some("2001:db8::9:255".parse().unwrap()));
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
+        let v =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
         assert_eq!(v.received_addr(), Some("2001:db8::9:255".parse().unwrap()));
         assert_eq!(v.branch.as_deref(), Some("z9hG4bKas3"));
         let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:6050;rport").unwrap();
@@ -227,23 +210,15 @@ mod tests {
 
     #[test]
     fn via_defects() {
-        for bad in ["SIP/2.0/UDP 192.0.2.15;;", ";", "", "SIP/7.0/UDP c.example.com", "SIP/2.0 host", "SIP/2.0/UDP host;branch="] {
+        for bad in [
+            "SIP/2.0/UDP 192.0.2.15;;",
+            ";",
+            "",
+            "SIP/7.0/UDP c.example.com",
+            "SIP/2.0 host",
+            "SIP/2.0/UDP host;branch=",
+        ] {
             assert!(Via::parse(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn cseq_range_and_folding() {
-        let c = CSeq::parse(b"0009 INVITE").unwrap();
-        assert_eq!((c.seq, c.method), (9, Method::Invite));
-        assert!(matches!(
-            CSeq::parse(b"36893488147419103232 REGISTER"),
-            Err(HeaderError::OutOfRange { .. })
-        ));
-        assert!(CSeq::parse(b"4294967296 INVITE").is_err());
-        assert_eq!(CSeq::parse(b"4294967295 INVITE").unwrap().seq, u32::MAX);
-        for bad in [&b"INVITE"[..], b"1", b"1INVITE", b"1 INVITE x", b"-1 INVITE"] {
-            assert!(CSeq::parse(bad).is_err());
         }
     }
 }
