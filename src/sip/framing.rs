@@ -91,7 +91,11 @@ fn header_section_len(buf: &[u8], max_size: usize) -> Option<usize> {
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let mut found: Option<usize> = None;
     let mut lines = 0usize;
-    let mut rest = head;
+    // The start line is not a header, whatever colons its URI holds.
+    let mut rest = match find_byte(head, b'\n') {
+        Some(p) => &head[p + 1..],
+        None => return Err(FramingError::MissingContentLength),
+    };
     while let Some(p) = find_byte(rest, b'\n') {
         let mut line = &rest[..p];
         rest = &rest[p + 1..];
@@ -228,6 +232,15 @@ mod tests {
         );
         assert_eq!(&buf[..], b"INVITE");
         assert_eq!(next_frame(&mut buf, 65535).unwrap(), None);
+    }
+
+    #[test]
+    fn start_line_is_not_read_as_a_header() {
+        let m = b"OPTIONS l:5 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            frames(m, 65535).unwrap(),
+            vec![Frame::Message(Bytes::from_static(m))]
+        );
     }
 
     #[test]

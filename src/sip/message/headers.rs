@@ -54,48 +54,6 @@ pub(crate) enum Key {
     ContentDisposition,
 }
 
-/// Long names as they are usually written, by key; a name written exactly
-/// like this is stored as a static string instead of a slice of the buffer.
-const KNOWN: [(&str, Key); 37] = [
-    ("Via", Key::Via),
-    ("From", Key::From),
-    ("To", Key::To),
-    ("Call-ID", Key::CallId),
-    ("CSeq", Key::CSeq),
-    ("Max-Forwards", Key::MaxForwards),
-    ("Contact", Key::Contact),
-    ("Content-Length", Key::ContentLength),
-    ("Content-Type", Key::ContentType),
-    ("Content-Encoding", Key::ContentEncoding),
-    ("Subject", Key::Subject),
-    ("Supported", Key::Supported),
-    ("Require", Key::Require),
-    ("Proxy-Require", Key::ProxyRequire),
-    ("Event", Key::Event),
-    ("Allow-Events", Key::AllowEvents),
-    ("Refer-To", Key::ReferTo),
-    ("Referred-By", Key::ReferredBy),
-    ("Session-Expires", Key::SessionExpires),
-    ("Identity", Key::Identity),
-    ("Accept", Key::Accept),
-    ("Route", Key::Route),
-    ("Record-Route", Key::RecordRoute),
-    ("Allow", Key::Allow),
-    ("User-Agent", Key::UserAgent),
-    ("Server", Key::Server),
-    ("Min-SE", Key::MinSe),
-    ("Expires", Key::Expires),
-    ("Unsupported", Key::Unsupported),
-    ("P-Asserted-Identity", Key::PAssertedIdentity),
-    ("Privacy", Key::Privacy),
-    ("RSeq", Key::RSeq),
-    ("RAck", Key::RAck),
-    ("Reason", Key::Reason),
-    ("Authorization", Key::Authorization),
-    ("WWW-Authenticate", Key::WwwAuthenticate),
-    ("Content-Disposition", Key::ContentDisposition),
-];
-
 impl Key {
     pub(crate) fn of(name: &[u8]) -> Key {
         if name.len() == 1 {
@@ -122,18 +80,71 @@ impl Key {
         Self::known(name).map_or(Key::Other, |(_, k)| k)
     }
 
-    /// The key of a long name and its usual spelling.
+    /// The key of a long name and its usual spelling (a name written that
+    /// way is stored as a static string, not a slice of the buffer).
+    /// Matching on the length first leaves one to four candidates.
     #[inline]
     pub(crate) fn known(name: &[u8]) -> Option<(&'static str, Key)> {
-        // Most names differ in length or first letter; compare those first.
-        let first = name.first()?.to_ascii_lowercase();
-        KNOWN
+        let candidates: &[(&'static str, Key)] = match name.len() {
+            2 => &[("To", Key::To)],
+            3 => &[("Via", Key::Via)],
+            4 => &[
+                ("From", Key::From),
+                ("CSeq", Key::CSeq),
+                ("RSeq", Key::RSeq),
+                ("RAck", Key::RAck),
+            ],
+            5 => &[
+                ("Event", Key::Event),
+                ("Route", Key::Route),
+                ("Allow", Key::Allow),
+            ],
+            6 => &[
+                ("Accept", Key::Accept),
+                ("Server", Key::Server),
+                ("Min-SE", Key::MinSe),
+                ("Reason", Key::Reason),
+            ],
+            7 => &[
+                ("Call-ID", Key::CallId),
+                ("Contact", Key::Contact),
+                ("Subject", Key::Subject),
+                ("Require", Key::Require),
+                ("Expires", Key::Expires),
+                ("Privacy", Key::Privacy),
+            ],
+            8 => &[("Refer-To", Key::ReferTo), ("Identity", Key::Identity)],
+            9 => &[("Supported", Key::Supported)],
+            10 => &[("User-Agent", Key::UserAgent)],
+            11 => &[
+                ("Referred-By", Key::ReferredBy),
+                ("Unsupported", Key::Unsupported),
+            ],
+            12 => &[
+                ("Max-Forwards", Key::MaxForwards),
+                ("Content-Type", Key::ContentType),
+                ("Allow-Events", Key::AllowEvents),
+                ("Record-Route", Key::RecordRoute),
+            ],
+            13 => &[
+                ("Proxy-Require", Key::ProxyRequire),
+                ("Authorization", Key::Authorization),
+            ],
+            14 => &[("Content-Length", Key::ContentLength)],
+            15 => &[("Session-Expires", Key::SessionExpires)],
+            16 => &[
+                ("Content-Encoding", Key::ContentEncoding),
+                ("WWW-Authenticate", Key::WwwAuthenticate),
+            ],
+            19 => &[
+                ("P-Asserted-Identity", Key::PAssertedIdentity),
+                ("Content-Disposition", Key::ContentDisposition),
+            ],
+            _ => &[],
+        };
+        candidates
             .iter()
-            .find(|(n, _)| {
-                n.len() == name.len()
-                    && n.as_bytes()[0].to_ascii_lowercase() == first
-                    && n.as_bytes().eq_ignore_ascii_case(name)
-            })
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
             .copied()
     }
 }
