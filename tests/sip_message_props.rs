@@ -194,10 +194,10 @@ fn exercise(raw: &[u8]) {
                 assert_eq!(again.body(), m.body());
             }
             Err(e) => {
-                if let Some((code, reason)) = e.status() {
-                    if let Some(answer) = error_response_for_raw(raw, code, reason) {
-                        Message::parse(answer).expect("our error answer parses");
-                    }
+                if let Some((code, reason)) = e.status()
+                    && let Some(answer) = error_response_for_raw(raw, code, reason)
+                {
+                    Message::parse(answer).expect("our error answer parses");
                 }
             }
         }

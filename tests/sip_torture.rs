@@ -197,12 +197,12 @@ fn every_torture_message_gets_the_manifest_answer() {
         if !ok {
             failures.push(format!("{file}: manifest '{action}', got {got:?} {reason}"));
         }
-        if let Some(why) = why_400(file) {
-            if !reason.contains(why) {
-                failures.push(format!(
-                    "{file}: 400 for the wrong reason: {reason:?}, expected {why:?}"
-                ));
-            }
+        if let Some(why) = why_400(file)
+            && !reason.contains(why)
+        {
+            failures.push(format!(
+                "{file}: 400 for the wrong reason: {reason:?}, expected {why:?}"
+            ));
         }
         table.insert(file.clone(), (got, reason));
     }

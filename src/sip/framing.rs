@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::sip::message::MAX_HEADERS;
+use crate::sip::message::{MAX_HEADERS, find_byte};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -77,7 +77,7 @@ pub fn next_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Frame>, 
 fn header_section_len(buf: &[u8], max_size: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(max_size)];
     let mut from = 0;
-    while let Some(p) = window[from..].iter().position(|&b| b == b'\n') {
+    while let Some(p) = find_byte(&window[from..], b'\n') {
         let nl = from + p;
         match window.get(nl + 1) {
             Some(b'\n') => return Some(nl + 2),
@@ -91,8 +91,12 @@ fn header_section_len(buf: &[u8], max_size: usize) -> Option<usize> {
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let mut found: Option<usize> = None;
     let mut lines = 0usize;
-    let mut rest = head;
-    while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+    // The start line is not a header, whatever colons its URI holds.
+    let mut rest = match find_byte(head, b'\n') {
+        Some(p) => &head[p + 1..],
+        None => return Err(FramingError::MissingContentLength),
+    };
+    while let Some(p) = find_byte(rest, b'\n') {
         let mut line = &rest[..p];
         rest = &rest[p + 1..];
         lines += 1;
@@ -228,6 +232,15 @@ mod tests {
         );
         assert_eq!(&buf[..], b"INVITE");
         assert_eq!(next_frame(&mut buf, 65535).unwrap(), None);
+    }
+
+    #[test]
+    fn start_line_is_not_read_as_a_header() {
+        let m = b"OPTIONS l:5 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            frames(m, 65535).unwrap(),
+            vec![Frame::Message(Bytes::from_static(m))]
+        );
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub fn error_response_for_raw(raw: &[u8], status: u16, reason: &str) -> Option<B
 }
 
 fn line_end(raw: &[u8], from: usize) -> (usize, usize) {
-    match raw[from..].iter().position(|&b| b == b'\n') {
+    match super::lex::find_byte(&raw[from..], b'\n') {
         Some(p) => {
             let nl = from + p;
             let end = if nl > from && raw[nl - 1] == b'\r' {

@@ -36,6 +36,22 @@ pub(crate) enum Key {
     SessionExpires,
     Identity,
     Accept,
+    Route,
+    RecordRoute,
+    Allow,
+    UserAgent,
+    Server,
+    MinSe,
+    Expires,
+    Unsupported,
+    PAssertedIdentity,
+    Privacy,
+    RSeq,
+    RAck,
+    Reason,
+    Authorization,
+    WwwAuthenticate,
+    ContentDisposition,
 }
 
 impl Key {
@@ -61,37 +77,75 @@ impl Key {
                 _ => Key::Other,
             };
         }
-        let mut lower = [0u8; 20];
-        if name.len() > lower.len() {
-            return Key::Other;
-        }
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        match &lower[..name.len()] {
-            b"via" => Key::Via,
-            b"from" => Key::From,
-            b"to" => Key::To,
-            b"call-id" => Key::CallId,
-            b"cseq" => Key::CSeq,
-            b"max-forwards" => Key::MaxForwards,
-            b"contact" => Key::Contact,
-            b"content-length" => Key::ContentLength,
-            b"content-type" => Key::ContentType,
-            b"content-encoding" => Key::ContentEncoding,
-            b"subject" => Key::Subject,
-            b"supported" => Key::Supported,
-            b"require" => Key::Require,
-            b"proxy-require" => Key::ProxyRequire,
-            b"event" => Key::Event,
-            b"allow-events" => Key::AllowEvents,
-            b"refer-to" => Key::ReferTo,
-            b"referred-by" => Key::ReferredBy,
-            b"session-expires" => Key::SessionExpires,
-            b"identity" => Key::Identity,
-            b"accept" => Key::Accept,
-            _ => Key::Other,
-        }
+        Self::known(name).map_or(Key::Other, |(_, k)| k)
+    }
+
+    /// The key of a long name and its usual spelling (a name written that
+    /// way is stored as a static string, not a slice of the buffer).
+    /// Matching on the length first leaves one to four candidates.
+    #[inline]
+    pub(crate) fn known(name: &[u8]) -> Option<(&'static str, Key)> {
+        let candidates: &[(&'static str, Key)] = match name.len() {
+            2 => &[("To", Key::To)],
+            3 => &[("Via", Key::Via)],
+            4 => &[
+                ("From", Key::From),
+                ("CSeq", Key::CSeq),
+                ("RSeq", Key::RSeq),
+                ("RAck", Key::RAck),
+            ],
+            5 => &[
+                ("Event", Key::Event),
+                ("Route", Key::Route),
+                ("Allow", Key::Allow),
+            ],
+            6 => &[
+                ("Accept", Key::Accept),
+                ("Server", Key::Server),
+                ("Min-SE", Key::MinSe),
+                ("Reason", Key::Reason),
+            ],
+            7 => &[
+                ("Call-ID", Key::CallId),
+                ("Contact", Key::Contact),
+                ("Subject", Key::Subject),
+                ("Require", Key::Require),
+                ("Expires", Key::Expires),
+                ("Privacy", Key::Privacy),
+            ],
+            8 => &[("Refer-To", Key::ReferTo), ("Identity", Key::Identity)],
+            9 => &[("Supported", Key::Supported)],
+            10 => &[("User-Agent", Key::UserAgent)],
+            11 => &[
+                ("Referred-By", Key::ReferredBy),
+                ("Unsupported", Key::Unsupported),
+            ],
+            12 => &[
+                ("Max-Forwards", Key::MaxForwards),
+                ("Content-Type", Key::ContentType),
+                ("Allow-Events", Key::AllowEvents),
+                ("Record-Route", Key::RecordRoute),
+            ],
+            13 => &[
+                ("Proxy-Require", Key::ProxyRequire),
+                ("Authorization", Key::Authorization),
+            ],
+            14 => &[("Content-Length", Key::ContentLength)],
+            15 => &[("Session-Expires", Key::SessionExpires)],
+            16 => &[
+                ("Content-Encoding", Key::ContentEncoding),
+                ("WWW-Authenticate", Key::WwwAuthenticate),
+            ],
+            19 => &[
+                ("P-Asserted-Identity", Key::PAssertedIdentity),
+                ("Content-Disposition", Key::ContentDisposition),
+            ],
+            _ => &[],
+        };
+        candidates
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .copied()
     }
 }
 

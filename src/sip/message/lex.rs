@@ -1,17 +1,59 @@
 //! Lexical pieces of RFC 3261 §25.1 shared by the header parsers: tokens,
 //! linear white space, quoted strings, comma lists and generic parameters.
 
-/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+` `` ` `` `'~`.
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
 }
 
+static TOKEN: [bool; 256] = token_table();
+
+/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+` `` ` `` `'~`.
+#[inline]
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
+#[inline]
 pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_token_byte(b))
+}
+
+/// Position of the first `needle` in `hay`, eight octets at a time: the
+/// parser's inner loop is the search for the end of each line.
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // A zero byte in x is a match (the classic has-zero-byte test).
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| base + p)
 }
 
 /// White space as it may remain inside a header value. Folding has been
@@ -197,6 +239,19 @@ pub(crate) fn write_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_search() {
+        let hay: Vec<u8> = (0..200u16).map(|i| (i * 7 % 251) as u8).collect();
+        for start in 0..20 {
+            for len in 0..hay.len() - start {
+                let h = &hay[start..start + len];
+                for needle in [0u8, 10, 13, 58, 250, 255] {
+                    assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+                }
+            }
+        }
+    }
 
     #[test]
     fn comma_ranges_respect_quotes_and_angle_brackets() {

@@ -5,6 +5,7 @@
 //! accept; reports everything else as a `ParseError` that knows its answer.
 
 mod build;
+mod cseq;
 mod headers;
 mod lex;
 mod name_addr;
@@ -16,12 +17,14 @@ use bytes::Bytes;
 use thiserror::Error;
 
 pub use build::error_response_for_raw;
+pub use cseq::CSeq;
 pub use headers::{HeaderError, Headers, MAX_HEADERS};
+pub(crate) use lex::find_byte;
 pub use name_addr::NameAddr;
 pub use parse::MAX_LINE_LEN;
 pub(crate) use parse::parse_content_length;
 pub use uri::{Host, Scheme, Uri, UriError};
-pub use via::{BRANCH_MAGIC_COOKIE, CSeq, Via};
+pub use via::{BRANCH_MAGIC_COOKIE, Via};
 
 use crate::sip::Method;
 

@@ -29,7 +29,7 @@ pub(crate) enum Framing {
 /// end without its CR. Accepts a bare LF as line end: RFC 3261 §7 asks for
 /// CRLF but a tolerant reader costs nothing here.
 fn next_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = buf[from..].iter().position(|&b| b == b'\n')? + from;
+    let nl = super::lex::find_byte(&buf[from..], b'\n')? + from;
     let end = if nl > from && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -190,7 +190,18 @@ fn finish_header(
         buf.slice(value_start + lead..value_start + trail)
     };
     let name = &buf[name_start..name_end];
-    let key = Key::of(name);
+    // A name spelt the usual way costs no reference count.
+    let (key, name_bytes) = if name.len() == 1 {
+        (Key::of(name), buf.slice(name_start..name_end))
+    } else {
+        match Key::known(name) {
+            Some((spelling, key)) if spelling.as_bytes() == name => {
+                (key, Bytes::from_static(spelling.as_bytes()))
+            }
+            Some((_, key)) => (key, buf.slice(name_start..name_end)),
+            None => (Key::Other, buf.slice(name_start..name_end)),
+        }
+    };
     if key == Key::ContentLength {
         let n = parse_content_length(&value)?;
         match *content_length {
@@ -204,7 +215,7 @@ fn finish_header(
             _ => *content_length = Some(n),
         }
     }
-    headers.push_raw(buf.slice(name_start..name_end), key, value);
+    headers.push_raw(name_bytes, key, value);
     Ok(())
 }
 

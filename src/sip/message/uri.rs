@@ -105,11 +105,14 @@ impl Uri {
         // White space, controls, quotes and angle brackets never occur in a
         // URI (RFC 3261 §25.1); finding one means the caller framed it wrong
         // (RFC 4475 §3.1.2.7, §3.1.2.8, §3.1.2.14).
-        if let Some((at, ch)) = s
-            .char_indices()
-            .find(|&(_, c)| c.is_ascii_control() || matches!(c, ' ' | '"' | '<' | '>'))
+        if let Some(at) = s
+            .bytes()
+            .position(|b| b < 0x21 || b == 0x7f || matches!(b, b'"' | b'<' | b'>'))
         {
-            return Err(UriError::IllegalChar { ch, at });
+            return Err(UriError::IllegalChar {
+                ch: char::from(s.as_bytes()[at]),
+                at,
+            });
         }
         let colon = s.find(':').ok_or(UriError::MissingScheme)?;
         let scheme_str = &s[..colon];
@@ -302,10 +305,10 @@ pub(crate) fn parse_ipv6(s: &str) -> Result<Ipv6Addr, UriError> {
     if let Ok(a) = s.parse::<Ipv6Addr>() {
         return Ok(a);
     }
-    if s.contains(":::") {
-        if let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>() {
-            return Ok(a);
-        }
+    if s.contains(":::")
+        && let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>()
+    {
+        return Ok(a);
     }
     Err(UriError::BadIpv6 { addr: s.to_owned() })
 }
