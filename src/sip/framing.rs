@@ -34,9 +34,10 @@ pub enum FramingError {
 
 /// Takes the next frame off the front of `buf`. `Ok(None)`: need more bytes.
 ///
-/// A buffer holding exactly one CRLF is taken as a pong rather than waiting
-/// to see whether a second CRLF follows: a ping is written in one piece, and
-/// waiting would hide a pong until the peer's next message.
+/// A buffer holding exactly one CRLF waits for more: it may be the first half
+/// of a ping split across TCP segments or TLS records, and an unanswered ping
+/// makes the peer tear the flow down (RFC 5626 §4.4.1). Waiting only delays a
+/// pong until the peer's next octets, and we act on no pong.
 pub fn next_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Frame>, FramingError> {
     // Stray LFs between messages are skipped (RFC 3261 §7.5).
     let stray = buf.iter().take_while(|&&b| b == b'\n').count();
@@ -46,6 +47,9 @@ pub fn next_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Frame>, 
     if buf.starts_with(b"\r\n\r\n") {
         let _ = buf.split_to(4);
         return Ok(Some(Frame::Ping));
+    }
+    if buf[..] == b"\r\n"[..] {
+        return Ok(None);
     }
     if buf.starts_with(b"\r\n") && !buf[2..].starts_with(b"\r") {
         let _ = buf.split_to(2);
@@ -169,9 +173,24 @@ mod tests {
                 Frame::Message(Bytes::from_static(OPTIONS)),
                 Frame::Ping,
                 Frame::Message(Bytes::from_static(OPTIONS)),
-                Frame::Pong
+                // The trailing lone CRLF waits: it may be half a ping.
             ]
         );
+        let mut pong_then_message = b"\r\n".to_vec();
+        pong_then_message.extend_from_slice(OPTIONS);
+        assert_eq!(
+            frames(&pong_then_message, 65535).unwrap(),
+            vec![Frame::Pong, Frame::Message(Bytes::from_static(OPTIONS))]
+        );
+    }
+
+    #[test]
+    fn ping_split_after_its_first_crlf_is_still_a_ping() {
+        let mut buf = BytesMut::from(&b"\r\n"[..]);
+        assert_eq!(next_frame(&mut buf, 65535), Ok(None));
+        buf.extend_from_slice(b"\r\n");
+        assert_eq!(next_frame(&mut buf, 65535), Ok(Some(Frame::Ping)));
+        assert!(buf.is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
 use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
-use crate::sip::validate::{ValidationPolicy, validate_request};
+use crate::sip::validate::{ValidationPolicy, validate_request, validate_response};
 
 impl Endpoint {
     pub(super) async fn on_incoming(&mut self, inc: Incoming) {
@@ -218,6 +218,13 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, rsp: Response, inc: &Incoming) {
+        // A broken response (bad CSeq, repeated single-valued headers, a broadcast Via) is
+        // dropped before it can touch a transaction: it cannot be answered (RFC 4475 §3.1.2.5).
+        if let Err(e) = validate_response(&rsp) {
+            self.counters.response_headers_error(inc.transport);
+            tracing::debug!(peer = %inc.source, error = %e, "malformed response dropped");
+            return;
+        }
         let (Ok(via), Ok(cseq)) = (rsp.headers.top_via(), rsp.headers.cseq()) else {
             self.counters.response_headers_error(inc.transport);
             return;
