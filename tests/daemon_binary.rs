@@ -1,6 +1,6 @@
 //! The binary as an operator runs it: `drawbridge run` on the built-in lab config creates its
 //! development certificates, serves /healthz, answers OPTIONS, and stops cleanly on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
 

@@ -58,9 +58,8 @@ async fn try_options(d: &Daemon, connector: tokio_rustls::TlsConnector) -> Optio
         .await
         .unwrap();
     let name = ServerName::try_from("sbc.example.test").unwrap();
-    let mut tls = match connector.connect(name, tcp).await {
-        Ok(s) => s,
-        Err(_) => return None,
+    let Ok(mut tls) = connector.connect(name, tcp).await else {
+        return None;
     };
     // With TLS 1.3 the client's side of the handshake ends before the server has judged the
     // client certificate, so the refusal arrives as an alert on the first read.
