@@ -340,6 +340,20 @@ impl Session {
         if !rtcp && packet.len() < RTP_HEADER_LEN {
             return Outcome::Drop(DropReason::TooShort);
         }
+        // Plain RTP from the trunk is checked whole before we encrypt it for Teams: CSRC
+        // count, extension and padding lengths must fit the packet (RFC 3550 §5.1, §5.3.1).
+        // rtp-rs reads the header in place. SRTP from Teams is not checked this way: its
+        // tail is the auth tag, and authentication is the check that matters there.
+        if port == Port::TrunkRtp
+            && !rtcp
+            && let Err(e) = rtp_rs::RtpReader::new(packet)
+        {
+            return Outcome::Drop(match e {
+                rtp_rs::RtpReaderError::BufferTooShort(_)
+                | rtp_rs::RtpReaderError::HeadersTruncated { .. } => DropReason::TooShort,
+                _ => DropReason::NotRtp,
+            });
+        }
         match port {
             Port::Teams => self.teams_to_trunk(buf, len, rtcp, src, now),
             Port::TrunkRtp | Port::TrunkRtcp => self.trunk_to_teams(port, buf, len, rtcp, src, now),

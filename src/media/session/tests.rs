@@ -379,3 +379,23 @@ fn garbage_is_dropped_without_panic() {
         Outcome::Drop(DropReason::TooShort)
     );
 }
+
+#[test]
+fn trunk_rtp_whose_header_overruns_the_packet_is_dropped_not_encrypted() {
+    let now = crate::clock::now();
+    let (mut s, _, _) = session(true, SessionTimers::default(), now);
+    // CSRC count 15 claims 60 bytes of CSRCs the packet does not have.
+    let mut bad = rtp(1, 0, &[0; 8]);
+    bad[0] = 0x8f;
+    let (out, _) = relay(&mut s, Port::TrunkRtp, &bad, TRUNK, now);
+    assert_eq!(out, Outcome::Drop(DropReason::TooShort));
+    // Padding longer than the payload.
+    let mut padded = rtp(2, 0, &[0, 0, 0, 200]);
+    padded[0] |= 0x20;
+    let (out, _) = relay(&mut s, Port::TrunkRtp, &padded, TRUNK, now);
+    assert_eq!(out, Outcome::Drop(DropReason::NotRtp));
+    assert!(matches!(
+        relay(&mut s, Port::TrunkRtp, &rtp(3, 0, &[0; 20]), TRUNK, now).0,
+        Outcome::Forward { .. }
+    ));
+}

@@ -237,3 +237,84 @@ pub(super) fn record_answer(
     }
     tracing::debug!(proxy = %proxy_label(config, t.proxy), status, "OPTIONS answered");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra_tenant: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
+        let text = crate::config::default::DEFAULT_TOML.replace("certs/dev/", "") + extra_tenant;
+        crate::config::from_str(&text, std::path::Path::new("t.toml"), dir.path()).unwrap()
+    }
+
+    #[test]
+    fn carrier_fqdn_is_pinged_toward_every_proxy_not_each_derived_tenant_tdr_opt_08() {
+        let c = config("\n[[tenant]]\nfqdn = \"customer2.sbc.example.test\"\ntrunk = \"cc1\"\n");
+        let p = pinger_for(&c, crate::clock::now());
+        let targets: Vec<_> = p
+            .targets()
+            .iter()
+            .map(|t| (t.proxy, t.contact_fqdn.as_str(), t.carrier))
+            .collect();
+        assert_eq!(
+            targets,
+            vec![(0, "sbc.example.test", true), (1, "sbc.example.test", true)]
+        );
+    }
+
+    #[test]
+    fn tenant_that_is_its_own_teams_gateway_is_pinged_with_its_fqdn_tdr_opt_01() {
+        let c = config(
+            "\n[[tenant]]\nfqdn = \"legacy.sbc.example.test\"\ntrunk = \"cc1\"\nown_teams_trunk = true\n",
+        );
+        let p = pinger_for(&c, crate::clock::now());
+        let own: Vec<_> = p
+            .targets()
+            .iter()
+            .filter(|t| !t.carrier)
+            .map(|t| (t.proxy, t.contact_fqdn.as_str()))
+            .collect();
+        assert_eq!(
+            own,
+            vec![
+                (0, "legacy.sbc.example.test"),
+                (1, "legacy.sbc.example.test")
+            ]
+        );
+    }
+
+    #[test]
+    fn options_carry_the_contact_allow_and_x_ms_sbc_of_tdr_opt_04() {
+        let c = config("");
+        let bytes = build_options(
+            &c,
+            "sip.pstnhub.microsoft.com",
+            5061,
+            "sbc.example.test",
+            "z9hG4bKx",
+            "t",
+            "c@x",
+            7,
+        )
+        .unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(
+            text.starts_with("OPTIONS sip:sip.pstnhub.microsoft.com:5061 SIP/2.0\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nContact: <sip:sbc.example.test:5061;transport=tls>\r\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, PRACK, UPDATE\r\n"
+        ));
+        assert!(
+            text.contains("\r\nX-MS-SBC: drawbridge/drawbridge/"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nCSeq: 7 OPTIONS\r\n"), "{text}");
+    }
+}
