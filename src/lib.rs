@@ -16,4 +16,4 @@ mod server;
 pub mod sip;
 pub mod teams;
 
-pub use server::{LocalAddrs, Server, StartError, listeners_summary};
+pub use server::{LocalAddrs, ReloadError, Server, StartError, listeners_summary};

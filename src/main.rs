@@ -105,7 +105,7 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let server = drawbridge::Server::start(config, shutdown.clone()).await?;
-        wait_for_signal().await?;
+        run_until_stopped(&server).await?;
         tracing::info!("signal received, stopping");
         shutdown.cancel();
         server.stopped().await;
@@ -113,13 +113,21 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// SIGHUP reloads the TLS certificate (after a renewal); SIGTERM or SIGINT stops.
+async fn run_until_stopped(server: &drawbridge::Server) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                if let Err(e) = server.reload_tls() {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload refused, the running certificate stays");
+                }
+            }
+        }
     }
-    Ok(())
 }

@@ -49,6 +49,17 @@ pub struct Server {
     addrs: LocalAddrs,
     tasks: TaskTracker,
     media: MediaPlane,
+    transports: Transports,
+    config: Arc<Config>,
+}
+
+/// Why a certificate reload was refused; the running certificate stays in use.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("TLS material: {0}")]
+    Tls(#[from] crate::sip::transport::TlsMaterialError),
+    #[error("SIP transports: {0}")]
+    Transport(#[from] crate::sip::transport::TransportError),
 }
 
 impl Server {
@@ -125,7 +136,7 @@ impl Server {
         };
         let draining = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
-        let endpoint = Endpoint::new(config.clone(), transports, resolver);
+        let endpoint = Endpoint::new(config.clone(), transports.clone(), resolver);
         tasks.spawn(endpoint.run(incoming, shutdown.clone()));
         // Media events have no consumer until calls exist; drain them so workers never block.
         let stop = shutdown.clone();
@@ -156,7 +167,20 @@ impl Server {
             addrs,
             tasks,
             media,
+            transports,
+            config,
         })
+    }
+
+    /// Reads the certificate, key and CA files again (TDR-SIG-06: after a renewal). New
+    /// handshakes use them; connections already open keep theirs, so no call drops. A file
+    /// that does not load leaves the running certificate in place.
+    pub fn reload_tls(&self) -> Result<(), ReloadError> {
+        let t = &self.config.tls;
+        let tls = TlsMaterial::load(&t.cert, &t.key, &t.ca, t.peer_names.clone())?;
+        self.transports.reload_tls(tls)?;
+        tracing::info!(cert = %t.cert.display(), "TLS certificate reloaded");
+        Ok(())
     }
 
     pub fn local_addrs(&self) -> &LocalAddrs {

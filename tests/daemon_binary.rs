@@ -97,3 +97,75 @@ impl Drop for KillOnDrop {
 fn scopeguard(pid: u32) -> KillOnDrop {
     KillOnDrop(pid)
 }
+
+/// The certificate the Teams listener serves to a Teams client right now.
+async fn served_certificate(certs: &std::path::Path, addr: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(certs.join("ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<_> = CertificateDer::pem_file_iter(certs.join("teams.crt"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.join("teams.key")).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("sbc.example.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
+    let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
+    let config = format!(
+        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 41000\nport_max = 41999\n"
+    );
+    std::fs::write(dir.path().join("drawbridge.toml"), config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("drawbridge.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = scopeguard(child.id());
+    let addr = format!("127.0.0.1:{tls}");
+    let wait = addr.clone();
+    tokio::task::spawn_blocking(move || wait_tcp_listening(&wait, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let before = served_certificate(&certs, &addr).await;
+
+    // Renewal: a new leaf from the same CA in place of the old files.
+    std::fs::remove_file(certs.join("server.crt")).unwrap();
+    std::fs::remove_file(certs.join("server.key")).unwrap();
+    drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if served_certificate(&certs, &addr).await != before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still the old certificate 10 s after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
