@@ -133,14 +133,14 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
         "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 41000\nport_max = 41999\n"
     );
     std::fs::write(dir.path().join("drawbridge.toml"), config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
         .args(["run", "--config"])
         .arg(dir.path().join("drawbridge.toml"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = scopeguard(child.id());
+    let guard = scopeguard(child.id());
     let addr = format!("127.0.0.1:{tls}");
     let wait = addr.clone();
     tokio::task::spawn_blocking(move || wait_tcp_listening(&wait, Duration::from_secs(20)))
