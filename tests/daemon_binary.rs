@@ -168,4 +168,14 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
+    assert!(status.success(), "{status:?}");
 }
