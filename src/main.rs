@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "drawbridge", version, about = "Multi-tenant SBC: Microsoft Teams Direct Routing <-> contact-center trunks")]
+#[command(
+    name = "drawbridge",
+    version,
+    about = "Multi-tenant SBC: Microsoft Teams Direct Routing <-> contact-center trunks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,10 @@ fn main() -> ExitCode {
         Command::DevCerts { dir, base_domain } => {
             match drawbridge::sip::transport::dev_certs::ensure_dev_certs(&dir, &base_domain) {
                 Ok(_) => {
-                    println!("{}: development certificates for {base_domain} (not for production)", dir.display());
+                    println!(
+                        "{}: development certificates for {base_domain} (not for production)",
+                        dir.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -79,7 +86,12 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
 }
 
 fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
@@ -87,7 +99,9 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => drawbridge::config::load(&path)?,
         None => drawbridge::config::default::lab_config()?,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let server = drawbridge::Server::start(config, shutdown.clone()).await?;

@@ -39,6 +39,12 @@ pub const MEDIA_DROPS: &str = "drawbridge_media_drops_total";
 pub const MEDIA_SESSIONS_ACTIVE: &str = "drawbridge_media_sessions_active";
 /// Media ports currently bound (including quarantined ones).
 pub const MEDIA_PORTS_IN_USE: &str = "drawbridge_media_ports_in_use";
+/// Requests from a trunk-side source that no trunk's `allow` list admits.
+pub const SIP_ACL_REJECTS: &str = "drawbridge_sip_acl_rejects_total";
+/// INVITEs for a tenant FQDN that is not configured.
+pub const SIP_UNKNOWN_TENANT: &str = "drawbridge_sip_unknown_tenant_total";
+/// Responses that match no client transaction.
+pub const SIP_STRAY_RESPONSES: &str = "drawbridge_sip_stray_responses_total";
 
 /// OPTIONS round trips: LAN-fast answers up to Timer F (32 s) timeouts.
 pub const OPTIONS_RTT_BUCKETS: &[f64] = &[
@@ -66,14 +72,25 @@ pub fn builder() -> Result<PrometheusBuilder, MetricsError> {
         .map_err(|source| MetricsError::Recorder { source })
 }
 
-/// Installs the global recorder and describes every metric. Call once, before
-/// building any handle struct (handles built earlier are no-ops).
+/// Installs the global recorder and describes every metric, before any handle struct is built
+/// (handles built earlier are no-ops). Idempotent: the recorder is process-wide, and tests start
+/// several daemons in one process; later calls get the same handle.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    // A poisoned lock only means another installer panicked; installing is still safe.
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
     let handle = builder()?
         .install_recorder()
         .map_err(|source| MetricsError::Recorder { source })?;
     describe();
-    Ok(handle)
+    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// `# HELP` and units for every metric, on the current recorder.
@@ -126,6 +143,21 @@ pub fn describe() {
     describe_counter!(MEDIA_DROPS, Unit::Count, "Media packets dropped, by reason");
     describe_gauge!(MEDIA_SESSIONS_ACTIVE, "Media sessions currently allocated");
     describe_gauge!(MEDIA_PORTS_IN_USE, "Media ports currently bound");
+    describe_counter!(
+        SIP_ACL_REJECTS,
+        Unit::Count,
+        "Trunk-side requests dropped because no trunk allows their source"
+    );
+    describe_counter!(
+        SIP_UNKNOWN_TENANT,
+        Unit::Count,
+        "INVITEs refused with 404 for an unknown tenant FQDN"
+    );
+    describe_counter!(
+        SIP_STRAY_RESPONSES,
+        Unit::Count,
+        "Responses dropped because they match no transaction"
+    );
 }
 
 /// Whether the SBC received or sent a message.

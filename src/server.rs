@@ -53,10 +53,17 @@ pub struct Server {
 
 impl Server {
     /// Starts the daemon on `config`; it runs until `shutdown` is cancelled.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Server, StartError> {
-        let config = Arc::new(config);
+    pub async fn start(
+        mut config: Config,
+        shutdown: CancellationToken,
+    ) -> Result<Server, StartError> {
         let handle = crate::metrics::install()?;
-        let tls = TlsMaterial::load(&config.tls.cert, &config.tls.key, &config.tls.ca, config.tls.peer_names.clone())?;
+        let tls = TlsMaterial::load(
+            &config.tls.cert,
+            &config.tls.key,
+            &config.tls.ca,
+            config.tls.peer_names.clone(),
+        )?;
         let settings = TransportSettings {
             teams_tls: Some(config.listen.teams_tls),
             trunk_udp: config.listen.trunk_udp,
@@ -67,9 +74,18 @@ impl Server {
             handshake_timeout: Duration::from_millis(config.tls.handshake_timeout_ms),
             max_connections: config.sip.max_connections,
             connect_timeout: Duration::from_millis(config.sip.connect_timeout_ms),
+            teams_tls13: config.tls.teams_tls13,
+            ..TransportSettings::default()
         };
-        let (transports, incoming) =
-            Transports::start(settings, Some(tls), config.tls.teams_tls13, shutdown.clone()).await?;
+        let (transports, incoming) = Transports::start(settings, Some(tls), shutdown.clone())?;
+        // Contact and Via toward Teams carry the port we really listen on (TDR-OPT-04), which
+        // differs from the configured one when that was 0.
+        if config.listen.teams_advertised_port.is_none()
+            && let Some(bound) = transports.local_addr(TransportKind::Tls, Side::Teams)
+        {
+            config.listen.teams_advertised_port = Some(bound.port());
+        }
+        let config = Arc::new(config);
         let resolver = if config.dns.nameservers.is_empty() {
             SipResolver::from_system()?
         } else {
@@ -79,10 +95,16 @@ impl Server {
 
         let admin_listener = tokio::net::TcpListener::bind(config.listen.metrics)
             .await
-            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+            .map_err(|source| StartError::AdminBind {
+                addr: config.listen.metrics,
+                source,
+            })?;
         let metrics_addr = admin_listener
             .local_addr()
-            .map_err(|source| StartError::AdminBind { addr: config.listen.metrics, source })?;
+            .map_err(|source| StartError::AdminBind {
+                addr: config.listen.metrics,
+                source,
+            })?;
 
         let addrs = LocalAddrs {
             teams_tls: transports
@@ -96,16 +118,25 @@ impl Server {
 
         let tasks = TaskTracker::new();
         let media_for_scrape = media.clone();
-        let state = crate::admin::AdminState::new(
+        let state = crate::admin::AdminState {
             handle,
-            vec![Box::new(move || media_for_scrape.publish_metrics())],
-        );
+            collectors: vec![Box::new(move || media_for_scrape.publish_metrics())],
+            draining: Default::default(),
+        };
         let draining = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
         let endpoint = Endpoint::new(config.clone(), transports, resolver);
         tasks.spawn(endpoint.run(incoming, shutdown.clone()));
         // Media events have no consumer until calls exist; drain them so workers never block.
-        tasks.spawn(async move { while media_events.recv().await.is_some() {} });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    ev = media_events.recv() => if ev.is_none() { break },
+                }
+            }
+        });
         let stop = shutdown.clone();
         tasks.spawn(async move {
             stop.cancelled().await;
@@ -121,7 +152,11 @@ impl Server {
             trunks = config.trunks.len(),
             "drawbridge started"
         );
-        Ok(Server { addrs, tasks, media })
+        Ok(Server {
+            addrs,
+            tasks,
+            media,
+        })
     }
 
     pub fn local_addrs(&self) -> &LocalAddrs {

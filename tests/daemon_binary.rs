@@ -18,14 +18,27 @@ async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
         .arg("run")
         .current_dir(cwd.path())
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(cwd.path().join("stderr.log")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(cwd.path().join("stderr.log")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     let pid = child.id();
     let guard = scopeguard(pid);
-    tokio::task::spawn_blocking(|| wait_tcp_listening("127.0.0.1:9090", Duration::from_secs(20))).await.unwrap();
-    for f in ["ca.crt", "server.crt", "server.key", "teams.crt", "teams.key"] {
-        assert!(cwd.path().join("certs/dev").join(f).exists(), "certs/dev/{f} not created");
+    tokio::task::spawn_blocking(|| wait_tcp_listening("127.0.0.1:9090", Duration::from_secs(20)))
+        .await
+        .unwrap();
+    for f in [
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "teams.crt",
+        "teams.key",
+    ] {
+        assert!(
+            cwd.path().join("certs/dev").join(f).exists(),
+            "certs/dev/{f} not created"
+        );
     }
     let (status, body) = http_get("127.0.0.1:9090".parse().unwrap(), "/healthz");
     assert_eq!((status, body.trim()), (200, "ok"));
@@ -37,16 +50,26 @@ async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
     sock.send_to(opt.as_bytes(), "127.0.0.1:5060").unwrap();
     let mut buf = [0u8; 4096];
     let (n, _) = sock.recv_from(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     let code = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
                 return st.code();
             }
-            assert!(std::time::Instant::now() < deadline, "did not stop within 10 s of SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not stop within 10 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     })
@@ -56,14 +79,19 @@ async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
     let stderr = std::fs::read_to_string(cwd.path().join("stderr.log")).unwrap_or_default();
     let out = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, Some(0), "exit code; log:\n{out}\n{stderr}");
-    assert!(format!("{out}{stderr}").contains("not for production"), "no development-certificate warning:\n{out}{stderr}");
+    assert!(
+        format!("{out}{stderr}").contains("not for production"),
+        "no development-certificate warning:\n{out}{stderr}"
+    );
 }
 
 /// Kills the daemon by PID if the test fails before it stops it.
 struct KillOnDrop(u32);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
     }
 }
 fn scopeguard(pid: u32) -> KillOnDrop {

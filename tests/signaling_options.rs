@@ -10,21 +10,41 @@ use std::time::Duration;
 use common::peers::{self, StunnelService};
 use common::*;
 
-fn sipp_options(dir: &std::path::Path, name: &str, mode: &str, ruri: &str, target: &str) -> peers::Proc {
-    let port = if mode == "u1" { free_udp_port() } else { free_tcp_port() }.to_string();
+fn sipp_options(
+    dir: &std::path::Path,
+    name: &str,
+    mode: &str,
+    ruri: &str,
+    target: &str,
+) -> peers::Proc {
+    let port = if mode == "u1" {
+        free_udp_port()
+    } else {
+        free_tcp_port()
+    }
+    .to_string();
     let sf = scenario("options_uac.xml");
     peers::sipp(
         dir,
         name,
         &[
-            "-sf", &sf.to_string_lossy(),
-            "-t", mode,
-            "-i", "127.0.0.1",
-            "-p", &port,
-            "-key", "ruri_host", ruri,
-            "-m", "5",
-            "-r", "50",
-            "-timeout", "15s",
+            "-sf",
+            &sf.to_string_lossy(),
+            "-t",
+            mode,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-key",
+            "ruri_host",
+            ruri,
+            "-m",
+            "5",
+            "-r",
+            "50",
+            "-timeout",
+            "15s",
             "-timeout_error",
             target,
         ],
@@ -40,11 +60,19 @@ async fn options_over_udp_tcp_and_tls_get_200_tdr_opt_06() {
     let dir = tempfile::tempdir().unwrap();
 
     let udp = d.addrs.trunk_udp.unwrap().to_string();
-    let (p, code) = wait_exit(sipp_options(dir.path(), "udp", "u1", "127.0.0.1", &udp), Duration::from_secs(30)).await;
+    let (p, code) = wait_exit(
+        sipp_options(dir.path(), "udp", "u1", "127.0.0.1", &udp),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(code, 0, "SIPp over UDP failed:\n{}", p.log_text());
 
     let tcp = d.addrs.trunk_tcp.unwrap().to_string();
-    let (p, code) = wait_exit(sipp_options(dir.path(), "tcp", "t1", "127.0.0.1", &tcp), Duration::from_secs(30)).await;
+    let (p, code) = wait_exit(
+        sipp_options(dir.path(), "tcp", "t1", "127.0.0.1", &tcp),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(code, 0, "SIPp over TCP failed:\n{}", p.log_text());
 
     // TLS: SIPp -> TCP -> stunnel (client cert "Teams", verifies our name) -> TLS -> daemon.
@@ -63,17 +91,35 @@ async fn options_over_udp_tcp_and_tls_get_200_tdr_opt_06() {
             sni: Some("customer1.sbc.example.test"),
         }],
     );
-    let (p, code) =
-        wait_exit(sipp_options(dir.path(), "tls", "t1", "customer1.sbc.example.test", &tun), Duration::from_secs(30)).await;
+    let (p, code) = wait_exit(
+        sipp_options(dir.path(), "tls", "t1", "customer1.sbc.example.test", &tun),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(code, 0, "SIPp over stunnel/TLS failed:\n{}", p.log_text());
 
     let m = d.metrics();
-    for transport in ["UDP", "TCP", "TLS"] {
-        let n = metric(&m, "drawbridge_sip_messages_total", &[("direction", "in"), ("transport", transport), ("method", "OPTIONS")]);
+    for transport in ["udp", "tcp", "tls"] {
+        let n = metric(
+            &m,
+            "drawbridge_sip_messages_total",
+            &[
+                ("direction", "in"),
+                ("transport", transport),
+                ("method", "OPTIONS"),
+            ],
+        );
         assert!(n >= 5.0, "{transport}: {n} OPTIONS counted in\n{m}");
     }
-    let ok = metric(&m, "drawbridge_tls_handshakes_total", &[("side", "teams"), ("outcome", "ok")]);
-    assert!(ok >= 1.0, "no successful Teams-side handshake counted:\n{m}");
+    let ok = metric(
+        &m,
+        "drawbridge_tls_handshakes_total",
+        &[("side", "teams"), ("outcome", "ok")],
+    );
+    assert!(
+        ok >= 1.0,
+        "no successful Teams-side handshake counted:\n{m}"
+    );
     d.stop().await;
 }
 
@@ -101,10 +147,22 @@ async fn tls_1_2_with_a_tdr_sig_02_suite_is_accepted() {
         }],
         "sslVersionMax = TLSv1.2\nciphers = ECDHE-RSA-AES256-GCM-SHA384\n",
     );
-    let (p, code) = wait_exit(sipp_options(dir.path(), "tls12", "t1", "sbc.example.test", &tun), Duration::from_secs(30)).await;
-    assert_eq!(code, 0, "OPTIONS over TLS 1.2 failed:\n{}\nstunnel:\n{}", p.log_text(),
-        std::fs::read_to_string(dir.path().join("stunnel.out")).unwrap_or_default());
+    let (p, code) = wait_exit(
+        sipp_options(dir.path(), "tls12", "t1", "sbc.example.test", &tun),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        code,
+        0,
+        "OPTIONS over TLS 1.2 failed:\n{}\nstunnel:\n{}",
+        p.log_text(),
+        std::fs::read_to_string(dir.path().join("stunnel.out")).unwrap_or_default()
+    );
     let log = std::fs::read_to_string(dir.path().join("stunnel.out")).unwrap_or_default();
-    assert!(log.contains("TLSv1.2"), "stunnel did not negotiate TLS 1.2:\n{log}");
+    assert!(
+        log.contains("TLSv1.2"),
+        "stunnel did not negotiate TLS 1.2:\n{log}"
+    );
     d.stop().await;
 }

@@ -24,7 +24,10 @@ fn roots(certs: &Certs) -> rustls::RootCertStore {
     roots
 }
 
-fn client(certs: &Certs, identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>) -> tokio_rustls::TlsConnector {
+fn client(
+    certs: &Certs,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> tokio_rustls::TlsConnector {
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots(certs));
     let config = match identity {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
@@ -33,15 +36,27 @@ fn client(certs: &Certs, identity: Option<(Vec<CertificateDer<'static>>, Private
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
-fn identity_from(certs: &Certs, cert: &str, key: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-    let chain = CertificateDer::pem_file_iter(certs.path(cert)).unwrap().map(|c| c.unwrap()).collect();
-    (chain, PrivateKeyDer::from_pem_file(certs.path(key)).unwrap())
+fn identity_from(
+    certs: &Certs,
+    cert: &str,
+    key: &str,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let chain = CertificateDer::pem_file_iter(certs.path(cert))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    (
+        chain,
+        PrivateKeyDer::from_pem_file(certs.path(key)).unwrap(),
+    )
 }
 
 /// Connects, sends OPTIONS and returns what came back: a SIP answer, or None when the server
 /// refused (handshake error, alert or close before any answer).
 async fn try_options(d: &Daemon, connector: tokio_rustls::TlsConnector) -> Option<String> {
-    let tcp = tokio::net::TcpStream::connect(d.addrs.teams_tls).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(d.addrs.teams_tls)
+        .await
+        .unwrap();
     let name = ServerName::try_from("sbc.example.test").unwrap();
     let mut tls = match connector.connect(name, tcp).await {
         Ok(s) => s,
@@ -61,7 +76,11 @@ async fn try_options(d: &Daemon, connector: tokio_rustls::TlsConnector) -> Optio
 }
 
 fn failed(d: &Daemon, reason: &str) -> f64 {
-    metric(&d.metrics(), "drawbridge_tls_handshakes_total", &[("side", "teams"), ("outcome", "failed"), ("reason", reason)])
+    metric(
+        &d.metrics(),
+        "drawbridge_tls_handshakes_total",
+        &[("side", "teams"), ("outcome", "failed"), ("reason", reason)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,11 +90,29 @@ async fn teams_listener_requires_a_client_certificate_tdr_sig_04() {
     let d = Daemon::start(&lab_config(&certs, &teams)).await;
 
     // The accepted case first, so a refusal below cannot be a broken listener.
-    let ok = try_options(&d, client(&certs, Some(identity_from(&certs, "teams.crt", "teams.key")))).await;
-    assert!(ok.as_deref().is_some_and(|r| r.starts_with("SIP/2.0 200 OK")), "{ok:?}");
+    let ok = try_options(
+        &d,
+        client(
+            &certs,
+            Some(identity_from(&certs, "teams.crt", "teams.key")),
+        ),
+    )
+    .await;
+    assert!(
+        ok.as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 OK")),
+        "{ok:?}"
+    );
 
-    assert_eq!(try_options(&d, client(&certs, None)).await, None, "accepted without a client certificate");
-    wait_for("no_certificate counted", Duration::from_secs(5), || (failed(&d, "no_certificate") >= 1.0).then_some(())).await;
+    assert_eq!(
+        try_options(&d, client(&certs, None)).await,
+        None,
+        "accepted without a client certificate"
+    );
+    wait_for("no_certificate counted", Duration::from_secs(5), || {
+        (failed(&d, "no_certificate") >= 1.0).then_some(())
+    })
+    .await;
     d.stop().await;
 }
 
@@ -85,21 +122,44 @@ async fn client_certificate_for_a_name_not_in_peer_names_is_refused_tdr_sig_05()
     let teams = teams_section("sip3.pstnhub.microsoft.com", "127.0.0.1:9", 60, 1000);
     let d = Daemon::start(&lab_config(&certs, &teams)).await;
     // Same CA, but the certificate names the SBC, not a Microsoft proxy.
-    let r = try_options(&d, client(&certs, Some(identity_from(&certs, "server.crt", "server.key")))).await;
-    assert_eq!(r, None, "accepted a certificate whose names are not in peer_names");
-    wait_for("name_mismatch counted", Duration::from_secs(5), || (failed(&d, "name_mismatch") >= 1.0).then_some(())).await;
+    let r = try_options(
+        &d,
+        client(
+            &certs,
+            Some(identity_from(&certs, "server.crt", "server.key")),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r, None,
+        "accepted a certificate whose names are not in peer_names"
+    );
+    wait_for("name_mismatch counted", Duration::from_secs(5), || {
+        (failed(&d, "name_mismatch") >= 1.0).then_some(())
+    })
+    .await;
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificate_from_another_ca_is_refused() {
     let certs = Certs::new("sbc.example.test");
-    let other = Certs::new("sbc.example.test");
+    let other = Certs::new("other.example.test");
     let teams = teams_section("sip3.pstnhub.microsoft.com", "127.0.0.1:9", 60, 1000);
     let d = Daemon::start(&lab_config(&certs, &teams)).await;
     // A Microsoft-named certificate, but issued by a CA the SBC does not trust.
-    let r = try_options(&d, client(&certs, Some(identity_from(&other, "teams.crt", "teams.key")))).await;
+    let r = try_options(
+        &d,
+        client(
+            &certs,
+            Some(identity_from(&other, "teams.crt", "teams.key")),
+        ),
+    )
+    .await;
     assert_eq!(r, None, "accepted a certificate from an untrusted CA");
-    wait_for("unknown_ca counted", Duration::from_secs(5), || (failed(&d, "unknown_ca") >= 1.0).then_some(())).await;
+    wait_for("unknown_ca counted", Duration::from_secs(5), || {
+        (failed(&d, "unknown_ca") >= 1.0).then_some(())
+    })
+    .await;
     d.stop().await;
 }

@@ -47,3 +47,27 @@ allow = ["127.0.0.1/32"]
 port_min = 40000
 port_max = 49999
 "#;
+
+/// Why the lab config could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum LabConfigError {
+    #[error("development certificates: {0}")]
+    DevCerts(#[from] crate::sip::transport::dev_certs::DevCertError),
+    #[error(transparent)]
+    Config(#[from] super::ConfigError),
+}
+
+/// The lab config, with development certificates created under [`DEV_CERT_DIR`] where missing.
+pub fn lab_config() -> Result<super::Config, LabConfigError> {
+    let dir = std::path::Path::new(DEV_CERT_DIR);
+    crate::sip::transport::dev_certs::ensure_dev_certs(dir, "sbc.example.test")?;
+    tracing::warn!(
+        dir = %dir.display(),
+        "running the built-in lab config with development certificates: not for production"
+    );
+    Ok(super::from_str(
+        DEFAULT_TOML,
+        std::path::Path::new("<built-in lab config>"),
+        std::path::Path::new("."),
+    )?)
+}

@@ -11,7 +11,11 @@ pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let before = text.get(..pos).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -33,8 +37,7 @@ pub(crate) fn locate(text: &str, path: &[Seg]) -> (usize, usize) {
                 }) else {
                     break;
                 };
-                let Some((key, v)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == *k)
-                else {
+                let Some((key, v)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == *k) else {
                     break;
                 };
                 // Point at the value for scalars, at the key for tables (their span starts at
@@ -50,7 +53,7 @@ pub(crate) fn locate(text: &str, path: &[Seg]) -> (usize, usize) {
                 let Some(DeValue::Array(items)) = value else {
                     break;
                 };
-                let Some(item) = items.iter().nth(*i) else {
+                let Some(item) = items.get(*i) else {
                     break;
                 };
                 best = item.span().start;

@@ -35,7 +35,10 @@ pub enum ConfigError {
         reason: String,
     },
     #[error("{}", render_invalid(.path, .issues))]
-    Invalid { path: PathBuf, issues: Vec<LocatedIssue> },
+    Invalid {
+        path: PathBuf,
+        issues: Vec<LocatedIssue>,
+    },
 }
 
 /// A validation problem with its place in the file.
@@ -50,7 +53,16 @@ pub struct LocatedIssue {
 fn render_invalid(path: &Path, issues: &[LocatedIssue]) -> String {
     let lines: Vec<String> = issues
         .iter()
-        .map(|i| format!("{}:{}:{}: {}: {}", path.display(), i.line, i.col, i.key, i.reason))
+        .map(|i| {
+            format!(
+                "{}:{}:{}: {}: {}",
+                path.display(),
+                i.line,
+                i.col,
+                i.key,
+                i.reason
+            )
+        })
         .collect();
     lines.join("\n")
 }

@@ -21,7 +21,7 @@ pub struct Config {
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
-    pub media: toml::Table, // MERGE: media::MediaConfig
+    pub media: crate::media::MediaConfig,
     #[serde(default)]
     pub dns: DnsSection,
 }
@@ -99,6 +99,19 @@ pub struct SipSection {
     pub t1_ms: u64,
     pub t2_ms: u64,
     pub t4_ms: u64,
+}
+
+impl SipSection {
+    /// The transaction timers. RFC 6026's Accepted state is always on: it is what absorbs
+    /// INVITE retransmissions after a 2xx.
+    pub fn timer_config(&self) -> crate::sip::transaction::TimerConfig {
+        crate::sip::transaction::TimerConfig {
+            t1_ms: self.t1_ms,
+            t2_ms: self.t2_ms,
+            t4_ms: self.t4_ms,
+            rfc6026_accepted: true,
+        }
+    }
 }
 
 impl Default for SipSection {

@@ -4,9 +4,7 @@ use super::*;
 
 fn with_certs(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["server.crt", "server.key", "ca.crt"] {
-        std::fs::write(dir.path().join(f), "x").unwrap();
-    }
+    crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
     let text = text.replace("certs/dev/", "");
     (dir, text)
 }
@@ -29,7 +27,9 @@ fn unknown_key_is_refused_with_its_line() {
     let err = parse(&text).unwrap_err();
     let line = text.lines().position(|l| l.starts_with("bogus")).unwrap() + 1;
     match &err {
-        ConfigError::Syntax { line: l, reason, .. } => {
+        ConfigError::Syntax {
+            line: l, reason, ..
+        } => {
             assert_eq!(*l, line);
             assert!(reason.contains("bogus"), "{reason}");
         }
@@ -47,12 +47,19 @@ fn tenant_with_missing_trunk_points_at_its_trunk_key() {
     assert_eq!(issue.line, line);
     assert_eq!(issue.col, "trunk = ".len() + 1);
     assert!(issue.reason.contains("no trunk \"cc-east\""));
-    assert!(err.to_string().starts_with(&format!("test.toml:{line}:9: tenant[0].trunk:")));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("test.toml:{line}:9: tenant[0].trunk:"))
+    );
 }
 
 #[test]
 fn tenant_outside_base_domain_or_two_labels_deep_is_refused() {
-    for fqdn in ["customer1.other.test", "a.customer1.sbc.example.test", "sbc.example.test"] {
+    for fqdn in [
+        "customer1.other.test",
+        "a.customer1.sbc.example.test",
+        "sbc.example.test",
+    ] {
         let text = default::DEFAULT_TOML.replace("customer1.sbc.example.test", fqdn);
         let err = parse(&text).unwrap_err();
         assert_eq!(err.issues()[0].key, "tenant[0].fqdn", "{fqdn}");
@@ -76,7 +83,10 @@ fn bad_address_is_a_syntax_error_with_line() {
     let text = default::DEFAULT_TOML.replace("127.0.0.1:9090", "127.0.0.1:99999");
     let err = parse(&text).unwrap_err();
     let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
-    assert!(matches!(err, ConfigError::Syntax { line: l, .. } if l == line), "{err}");
+    assert!(
+        matches!(err, ConfigError::Syntax { line: l, .. } if l == line),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +94,10 @@ fn missing_certificate_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = from_str(default::DEFAULT_TOML, Path::new("t.toml"), dir.path()).unwrap_err();
     let keys: Vec<_> = err.issues().iter().map(|i| i.key.as_str()).collect();
-    assert!(keys.contains(&"tls.cert") && keys.contains(&"tls.key"), "{keys:?}");
+    assert!(
+        keys.contains(&"tls.cert") && keys.contains(&"tls.key"),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -94,4 +107,14 @@ fn every_problem_is_reported_in_one_pass() {
         .replace("options_interval_s = 60", "options_interval_s = 600");
     let err = parse(&text).unwrap_err();
     assert_eq!(err.issues().len(), 2, "{err}");
+}
+
+#[test]
+fn key_of_another_certificate_is_refused_on_the_key_line() {
+    let text = default::DEFAULT_TOML.replace("certs/dev/server.key", "certs/dev/ca.key");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("ca.key")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
+    assert!(issue.reason.contains("does not match"), "{err}");
 }

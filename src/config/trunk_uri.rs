@@ -5,7 +5,10 @@ pub(crate) fn check(uri: &str) -> Result<(), String> {
         .strip_prefix("sip:")
         .ok_or_else(|| format!("{uri:?} is not a sip: URI (sips: is not used on trunks)"))?;
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
-    let hostport = hostport.rsplit_once('@').map(|(_, h)| h).unwrap_or(hostport);
+    let hostport = hostport
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(hostport);
     if hostport.is_empty() {
         return Err(format!("{uri:?} has no host"));
     }

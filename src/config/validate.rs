@@ -33,13 +33,13 @@ impl Issue {
         let mut s = String::new();
         for seg in &self.path {
             match seg {
-                Seg::Key(k) => {
+                Key(k) => {
                     if !s.is_empty() {
                         s.push('.');
                     }
                     s.push_str(k);
                 }
-                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+                Index(i) => s.push_str(&format!("[{i}]")),
             }
         }
         s
@@ -57,6 +57,15 @@ pub(crate) fn validate(c: &Config) -> Vec<Issue> {
     teams(c, &mut out);
     trunks(c, &mut out);
     tenants(c, &mut out);
+    if let Err(e) = c.media.validate() {
+        use crate::media::MediaConfigError as E;
+        let key = match &e {
+            E::InvertedRange { .. } | E::NoPortPair { .. } | E::PrivilegedPort { .. } => "port_min",
+            E::UnspecifiedPublic { key, .. } => key,
+            E::NoEventCapacity => "event_capacity",
+        };
+        out.push(Issue::new(vec![Key("media"), Key(key)], e.to_string()));
+    }
     out
 }
 
@@ -71,7 +80,9 @@ pub(crate) fn is_dns_name(s: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
 
@@ -133,13 +144,44 @@ fn listen(c: &Config, out: &mut Vec<Issue>) {
 }
 
 fn tls(c: &Config, out: &mut Vec<Issue>) {
-    for (key, path) in [("cert", &c.tls.cert), ("key", &c.tls.key), ("ca", &c.tls.ca)] {
+    for (key, path) in [
+        ("cert", &c.tls.cert),
+        ("key", &c.tls.key),
+        ("ca", &c.tls.ca),
+    ] {
         if let Err(e) = std::fs::metadata(path) {
             out.push(Issue::new(
                 vec![Key("tls"), Key(key)],
                 format!("cannot read {}: {e}", path.display()),
             ));
         }
+    }
+    let readable = [&c.tls.cert, &c.tls.key, &c.tls.ca]
+        .iter()
+        .all(|p| std::fs::metadata(p).is_ok());
+    if readable
+        && let Err(e) = crate::sip::transport::TlsMaterial::load(
+            &c.tls.cert,
+            &c.tls.key,
+            &c.tls.ca,
+            c.tls.peer_names.clone(),
+        )
+    {
+        use crate::sip::transport::TlsMaterialError as E;
+        let key = match &e {
+            E::KeyMismatch { .. } | E::NoKey { .. } | E::BadKey { .. } => "key",
+            E::BadCa { .. } | E::NoCa { .. } => "ca",
+            E::Unreadable { path, .. } | E::BadPem { path, .. } | E::NoCertificate { path } => {
+                if *path == c.tls.key {
+                    "key"
+                } else if *path == c.tls.ca {
+                    "ca"
+                } else {
+                    "cert"
+                }
+            }
+        };
+        out.push(Issue::new(vec![Key("tls"), Key(key)], e.to_string()));
     }
     if c.tls.peer_names.is_empty() {
         out.push(Issue::new(
@@ -173,11 +215,16 @@ fn sip(c: &Config, out: &mut Vec<Issue>) {
             format!("{} is outside 4096..=1048576", s.max_message_bytes),
         ));
     }
-    if s.t1_ms == 0 || s.t2_ms < s.t1_ms || s.t4_ms == 0 {
-        out.push(Issue::new(
-            vec![Key("sip"), Key("t1_ms")],
-            "timers need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17)",
-        ));
+    if let Err(e) = s.timer_config().validate() {
+        let key = match &e {
+            crate::sip::transaction::TimerConfigError::OutOfRange { name, .. } => match *name {
+                "t2_ms" => "t2_ms",
+                "t4_ms" => "t4_ms",
+                _ => "t1_ms",
+            },
+            crate::sip::transaction::TimerConfigError::T2BelowT1 { .. } => "t2_ms",
+        };
+        out.push(Issue::new(vec![Key("sip"), Key(key)], e.to_string()));
     }
     if s.max_connections == 0 {
         out.push(Issue::new(

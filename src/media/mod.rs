@@ -1,1 +1,389 @@
 //! Media plane: SRTP <-> RTP relay on worker threads.
+//!
+//! The signaling plane holds a [`MediaPlane`] handle: it creates a session per
+//! call (ports are bound right away, in the caller's thread), updates it from
+//! each offer/answer (remote addresses, SDES keys, hold) and destroys it. The
+//! sockets then belong to one worker thread, which relays every datagram in
+//! place (see [`relay`]) and reports [`MediaEvent`]s back on a bounded channel.
+
+mod config;
+mod control;
+mod counters;
+mod ports;
+mod relay;
+pub mod sdes;
+pub mod session;
+pub mod srtp;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use config::{MediaConfig, MediaConfigError};
+pub use counters::MediaCounters;
+pub use ports::PortError;
+pub use relay::RECV_MAX;
+pub use session::{Direction, DropReason, Forwarding, Leg, SessionError, SessionId, SessionStats};
+use tokio::sync::oneshot;
+
+use control::{Command, SessionSockets, WorkerLink};
+use counters::WorkerCounters;
+use ports::PortPools;
+use relay::Worker;
+use session::{Changes, Session, SessionTimers};
+use srtp::{MasterKey, SrtpContext, SrtpError};
+
+/// What the media plane tells the signaling plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// Nothing was received on `leg` for `silent_for` (at least
+    /// `[media] timeout_s`). Raised once per silence; media resuming re-arms it.
+    Timeout {
+        id: SessionId,
+        leg: Leg,
+        silent_for: Duration,
+    },
+    /// The first packet from a source that is neither latched nor allowed to
+    /// latch; later ones are only counted (`wrong_source`).
+    UnexpectedSource {
+        id: SessionId,
+        leg: Leg,
+        addr: SocketAddr,
+    },
+}
+
+/// Local addresses of a new session, as written into SDP (the public address
+/// when configured behind NAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocated {
+    /// Teams leg: SRTP with RTCP multiplexed (RFC 5761).
+    pub teams: SocketAddr,
+    /// Trunk leg RTP.
+    pub trunk: SocketAddr,
+    /// Trunk leg RTCP (RTP port + 1) when created without rtcp-mux.
+    pub trunk_rtcp: Option<SocketAddr>,
+}
+
+/// Results of an offer/answer exchange for [`MediaPlane::update_session`];
+/// `None` leaves a setting as it is.
+#[derive(Default)]
+pub struct SessionUpdate {
+    /// Teams' media address (SDP c= and m= port).
+    pub teams_remote: Option<SocketAddr>,
+    /// The trunk's RTP address.
+    pub trunk_remote: Option<SocketAddr>,
+    /// The trunk's RTCP address (a=rtcp); RTP port + 1 when `trunk_remote`
+    /// is set and this is not.
+    pub trunk_remote_rtcp: Option<SocketAddr>,
+    /// Whether the trunk's answer (or offer) carries a=rtcp-mux.
+    pub trunk_rtcp_mux: Option<bool>,
+    /// Key Teams encrypts with (its a=crypto). A new key restarts the replay
+    /// window and rollover counter (re-INVITE key change).
+    pub teams_inbound_key: Option<MasterKey>,
+    /// Key we encrypt toward Teams with (the a=crypto we sent).
+    pub teams_outbound_key: Option<MasterKey>,
+    /// Hold/resume: which directions relay RTP.
+    pub forwarding: Option<Forwarding>,
+}
+
+/// Why a media plane call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Config(#[from] MediaConfigError),
+    #[error("starting media worker {worker}: {source}")]
+    Start { worker: usize, source: io::Error },
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    #[error("media session {id} already exists")]
+    DuplicateSession { id: SessionId },
+    #[error("no media session {id}")]
+    UnknownSession { id: SessionId },
+    #[error("media session {id}: {source}")]
+    Session { id: SessionId, source: SessionError },
+    #[error("media session {id}: SRTP key: {source}")]
+    Key { id: SessionId, source: SrtpError },
+    #[error("media worker {worker} has stopped")]
+    WorkerGone { worker: usize },
+}
+
+/// Where a live session is, as known to the signaling side.
+#[derive(Debug, Clone, Copy)]
+struct SessionEntry {
+    worker: usize,
+    has_trunk_rtcp_port: bool,
+}
+
+struct Shared {
+    config: MediaConfig,
+    timers: SessionTimers,
+    links: Vec<WorkerLink>,
+    counters: Vec<Arc<WorkerCounters>>,
+    pools: Arc<Mutex<PortPools>>,
+    sessions: Mutex<HashMap<SessionId, SessionEntry>>,
+    next_worker: AtomicUsize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Handle to the media plane; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct MediaPlane {
+    shared: Arc<Shared>,
+}
+
+impl MediaPlane {
+    /// Validates `config`, spawns the workers and returns the handle and the
+    /// event receiver (bounded by `event_capacity`; when full, workers count
+    /// and drop events rather than wait).
+    pub fn start(
+        config: &MediaConfig,
+    ) -> Result<(MediaPlane, tokio::sync::mpsc::Receiver<MediaEvent>), MediaError> {
+        config.validate()?;
+        let (event_tx, event_rx) = tokio::sync::mpsc::channel(config.event_capacity);
+        let pools = Arc::new(Mutex::new(PortPools::new(
+            &[config.teams_ip, config.trunk_ip],
+            config.first_rtp_port(),
+            config.pair_count(),
+            config.quarantine(),
+        )));
+        let mut links = Vec::new();
+        let mut counters = Vec::new();
+        let mut threads = Vec::new();
+        for worker in 0..config.worker_count() {
+            let start = |source| MediaError::Start { worker, source };
+            let poll = mio::Poll::new().map_err(start)?;
+            let waker = mio::Waker::new(poll.registry(), relay::WAKER).map_err(start)?;
+            let (tx, rx) = mpsc::channel();
+            let c = Arc::new(WorkerCounters::default());
+            let w = Worker::new(poll, rx, c.clone(), event_tx.clone(), pools.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{worker}"))
+                .spawn(move || w.run())
+                .map_err(start)?;
+            links.push(WorkerLink::new(tx, Arc::new(waker)));
+            counters.push(c);
+            threads.push(thread);
+        }
+        let timers = SessionTimers {
+            timeout: config.timeout(),
+            relatch_after: config.relatch_after(),
+        };
+        let shared = Shared {
+            config: config.clone(),
+            timers,
+            links,
+            counters,
+            pools,
+            sessions: Mutex::new(HashMap::new()),
+            next_worker: AtomicUsize::new(0),
+            threads: Mutex::new(threads),
+        };
+        Ok((
+            MediaPlane {
+                shared: Arc::new(shared),
+            },
+            event_rx,
+        ))
+    }
+
+    /// Binds the session's sockets (Teams leg; trunk RTP, plus RTCP on the
+    /// next port unless `trunk_rtcp_mux`) and hands them to a worker. Pass
+    /// `trunk_rtcp_mux = true` only when the trunk is known to multiplex (it
+    /// offered a=rtcp-mux); when we offer it, allocate the pair and switch with
+    /// [`SessionUpdate::trunk_rtcp_mux`] once the answer says so.
+    pub fn create_session(
+        &self,
+        id: SessionId,
+        trunk_rtcp_mux: bool,
+    ) -> Result<Allocated, MediaError> {
+        let s = &*self.shared;
+        let mut sessions = s.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.contains_key(&id) {
+            return Err(MediaError::DuplicateSession { id });
+        }
+        let now = crate::clock::now();
+        let (teams, trunk) = {
+            let mut pools = s.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            let teams = pools.bind(s.config.teams_ip, false, now)?;
+            match pools.bind(s.config.trunk_ip, !trunk_rtcp_mux, now) {
+                Ok(trunk) => (teams, trunk),
+                Err(e) => {
+                    pools.release(s.config.teams_ip, teams.pair, now);
+                    return Err(e.into());
+                }
+            }
+        };
+        let advertised = |ip: IpAddr, sock: &std::net::UdpSocket| {
+            sock.local_addr()
+                .ok()
+                .map(|a| SocketAddr::new(ip, a.port()))
+        };
+        let teams_ip = s.config.teams_advertised_ip();
+        let trunk_ip = s.config.trunk_advertised_ip();
+        let allocated = Allocated {
+            teams: advertised(teams_ip, &teams.rtp).unwrap_or(SocketAddr::new(teams_ip, 0)),
+            trunk: advertised(trunk_ip, &trunk.rtp).unwrap_or(SocketAddr::new(trunk_ip, 0)),
+            trunk_rtcp: trunk.rtcp.as_ref().and_then(|r| advertised(trunk_ip, r)),
+        };
+        let has_trunk_rtcp_port = trunk.rtcp.is_some();
+        let sockets = SessionSockets {
+            pairs: [
+                (s.config.teams_ip, teams.pair),
+                (s.config.trunk_ip, trunk.pair),
+            ],
+            sockets: [Some(teams.rtp), Some(trunk.rtp), trunk.rtcp],
+        };
+        let session = Box::new(Session::new(s.timers, trunk_rtcp_mux, has_trunk_rtcp_port));
+        let worker = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.links.len();
+        let cmd = Command::Add {
+            id,
+            session,
+            sockets,
+        };
+        if s.links[worker].send(cmd).is_err() {
+            // The sockets went down with the command; their pairs wait out
+            // the quarantine like any other.
+            let mut pools = s.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            pools.release(s.config.teams_ip, teams.pair, now);
+            pools.release(s.config.trunk_ip, trunk.pair, now);
+            return Err(MediaError::WorkerGone { worker });
+        }
+        sessions.insert(
+            id,
+            SessionEntry {
+                worker,
+                has_trunk_rtcp_port,
+            },
+        );
+        Ok(allocated)
+    }
+
+    /// Applies offer/answer results. SRTP contexts are built here, in the
+    /// caller's thread, so a bad key is an error now and the worker only swaps
+    /// a pointer.
+    pub fn update_session(&self, id: SessionId, update: SessionUpdate) -> Result<(), MediaError> {
+        let entry = self.entry(id)?;
+        if update.trunk_rtcp_mux == Some(false) && !entry.has_trunk_rtcp_port {
+            return Err(MediaError::Session {
+                id,
+                source: SessionError::NoTrunkRtcpPort,
+            });
+        }
+        let context = |key: Option<MasterKey>| {
+            key.map(|k| SrtpContext::new(&k))
+                .transpose()
+                .map_err(|source| MediaError::Key { id, source })
+        };
+        let changes = Changes {
+            teams_remote: update.teams_remote,
+            trunk_remote: update.trunk_remote,
+            trunk_remote_rtcp: update.trunk_remote_rtcp,
+            trunk_rtcp_mux: update.trunk_rtcp_mux,
+            teams_inbound: context(update.teams_inbound_key)?,
+            teams_outbound: context(update.teams_outbound_key)?,
+            forwarding: update.forwarding,
+        };
+        self.send(
+            entry.worker,
+            Command::Update {
+                id,
+                changes: Box::new(changes),
+            },
+        )
+    }
+
+    /// Closes the session's sockets; its ports enter quarantine. The returned
+    /// receiver yields the session's figures once the worker has let go (await
+    /// it, `blocking_recv()` it outside a runtime, or drop it).
+    pub fn destroy_session(
+        &self,
+        id: SessionId,
+    ) -> Result<oneshot::Receiver<SessionStats>, MediaError> {
+        let entry = {
+            let mut sessions = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            sessions
+                .remove(&id)
+                .ok_or(MediaError::UnknownSession { id })?
+        };
+        let (reply, stats) = oneshot::channel();
+        self.send(entry.worker, Command::Remove { id, reply })?;
+        Ok(stats)
+    }
+
+    /// Sums of all workers' counters, plus ports in use now.
+    pub fn counters(&self) -> MediaCounters {
+        let ports = {
+            let mut pools = self
+                .shared
+                .pools
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pools.ports_in_use(crate::clock::now())
+        };
+        MediaCounters::sum(self.shared.counters.iter().map(|c| &**c), ports)
+    }
+
+    /// Writes the current sums into the `metrics` recorder; the admin endpoint
+    /// calls this before rendering /metrics.
+    pub fn publish_metrics(&self) {
+        self.counters().publish();
+    }
+
+    /// Stops every worker and waits for them. Sessions still open are closed
+    /// without stats.
+    pub fn shutdown(self) {
+        self.shared.stop();
+    }
+
+    fn entry(&self, id: SessionId) -> Result<SessionEntry, MediaError> {
+        let sessions = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sessions
+            .get(&id)
+            .copied()
+            .ok_or(MediaError::UnknownSession { id })
+    }
+
+    fn send(&self, worker: usize, cmd: Command) -> Result<(), MediaError> {
+        let link = self
+            .shared
+            .links
+            .get(worker)
+            .ok_or(MediaError::WorkerGone { worker })?;
+        link.send(cmd)
+            .map_err(|_| MediaError::WorkerGone { worker })
+    }
+}
+
+impl Shared {
+    fn stop(&self) {
+        for link in &self.links {
+            // A worker already gone needs no stop.
+            let _ = link.send(Command::Stop);
+        }
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("media worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -69,17 +69,32 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(text: &str) -> Daemon {
-        let c = config::from_str(text, Path::new("test.toml"), Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+        // Daemon logs go to the test's captured output: shown when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "debug".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let c = config::from_str(text, Path::new("test.toml"), Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
         let shutdown = CancellationToken::new();
         let server = Server::start(c, shutdown.clone()).await.unwrap();
         let addrs = server.local_addrs().clone();
-        Daemon { server: Some(server), shutdown, addrs }
+        Daemon {
+            server: Some(server),
+            shutdown,
+            addrs,
+        }
     }
 
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(s) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(10), s.stopped()).await.expect("daemon did not stop within 10 s");
+            tokio::time::timeout(Duration::from_secs(10), s.stopped())
+                .await
+                .expect("daemon did not stop within 10 s");
         }
     }
 
@@ -99,11 +114,22 @@ impl Drop for Daemon {
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -133,23 +159,36 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> O
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// A free port on 127.0.0.1 for a peer that must be told its port before it starts.
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// tests/sipp/NAME
 pub fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
 }
 
 /// Waits for a child process to exit without blocking the runtime's threads.

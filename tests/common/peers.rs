@@ -39,7 +39,11 @@ impl Proc {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("{} did not finish within {timeout:?}; log:\n{}", self.name, self.log_text());
+                panic!(
+                    "{} did not finish within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -70,7 +74,11 @@ fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
         .stderr(Stdio::from(err))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    Proc { child, name: name.to_owned(), log }
+    Proc {
+        child,
+        name: name.to_owned(),
+        log,
+    }
 }
 
 /// SIPp with `args`; its logs go to `dir`.
@@ -144,20 +152,31 @@ pub fn stunnel_with(dir: &Path, services: &[StunnelService<'_>], extra: &str) ->
 /// Waits until a socket listens on `addr`'s port, read from /proc/net/tcp: connecting to find
 /// out would start a session in the peer (stunnel would open a TLS connection onward).
 pub fn wait_tcp_listening(addr: &str, timeout: Duration) {
-    let port: u16 = addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
     let needle = format!(":{port:04X} ");
     let deadline = Instant::now() + timeout;
     loop {
         let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-            fs::read_to_string(f).unwrap_or_default().lines().skip(1).any(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
-            })
+            fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
+                })
         });
         if listening {
             return;
         }
-        assert!(Instant::now() < deadline, "nothing listens on {addr} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {addr} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -4,14 +4,23 @@ use bytes::Bytes;
 
 use super::{Endpoint, TxContext, policy, token};
 use crate::clock;
+use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
-use crate::sip::transaction::{ServerDisposition, TransactionKey};
+use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
-use crate::sip::validate::{ValidationPolicy, validate_request};
+use crate::sip::validate::{ValidationPolicy, validate_request, validate_response};
 
 impl Endpoint {
     pub(super) async fn on_incoming(&mut self, inc: Incoming) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                peer = %inc.source,
+                transport = %inc.transport,
+                "SIP in:\n{}",
+                super::trace::redacted(&inc.data)
+            );
+        }
         let reply_to = Target {
             transport: inc.transport,
             addr: inc.source,
@@ -26,14 +35,16 @@ impl Endpoint {
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                crate::metrics::parse_error(inc.transport, e.kind());
+                self.counters.parse_error(inc.transport, &e);
                 // RFC 3261 §16.3/§8.2: a request we cannot read gets 400 if enough of it is
                 // there to address an answer; a broken response is only dropped.
                 if let Some((status, reason)) = e.status()
                     && let Some(bytes) = error_response_for_raw(&inc.data, status, reason)
                 {
                     tracing::debug!(peer = %inc.source, status, error = %e, "malformed request");
-                    self.send_stateless(&reply_to, status, bytes).await;
+                    // The method is unknown when the request did not parse.
+                    let method = Method::Other(String::new());
+                    self.send_stateless(&reply_to, &method, status, bytes).await;
                 } else {
                     tracing::debug!(peer = %inc.source, error = %e, "malformed message dropped");
                 }
@@ -46,15 +57,17 @@ impl Endpoint {
         }
     }
 
-    async fn on_request(&mut self, req: Request, inc: &Incoming, reply_to: Target) {
-        crate::metrics::sip_in(inc.transport, req.method.metric_label(), "req");
+    async fn on_request(&mut self, mut req: Request, inc: &Incoming, reply_to: Target) {
+        self.counters
+            .message(Direction::In, inc.transport, &req.method, None);
         // The trunk side is not authenticated by TLS: only configured sources may talk to us.
         // Others get no answer at all, which tells a scanner nothing.
         if inc.side == Side::Trunk && self.trunk_for(inc.source.ip()).is_none() {
-            crate::metrics::acl_reject(inc.transport);
+            self.counters.acl_reject(inc.transport);
             tracing::debug!(peer = %inc.source, method = %req.method, "request from a source no trunk allows: dropped");
             return;
         }
+        stamp_received(&mut req, inc.source);
         let policy = ValidationPolicy {
             allowed_methods: policy::allowed_methods(),
             supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
@@ -63,7 +76,12 @@ impl Endpoint {
         if let Err(rej) = validate_request(&req, &policy) {
             // RFC 3261 §17.2.3: ACK is never answered.
             if req.method != Method::Ack {
-                let mut rsp = Response::for_request(&req, rej.status, &rej.reason, Some(&token(&mut self.rng, 10)));
+                let mut rsp = Response::for_request(
+                    &req,
+                    rej.status,
+                    &rej.reason,
+                    Some(&token(&mut self.rng, 10)),
+                );
                 for (name, value) in &rej.extra_headers {
                     rsp.headers.push(name, value.clone());
                 }
@@ -76,14 +94,19 @@ impl Endpoint {
         };
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
-        match self.txns.on_request(key.clone(), &req.method, reliable, now) {
-            ServerDisposition::Retransmission | ServerDisposition::AckForFinal(_) => {}
+        match self.txns.on_request(
+            key.clone(),
+            &req.method,
+            reliable,
+            TxContext::Server(reply_to),
+            now,
+        ) {
+            ServerDisposition::Retransmission(_) | ServerDisposition::AckForFinal(_) => {}
             ServerDisposition::AckNoTransaction => {
                 // An ACK for a 2xx belongs to a dialog; with no dialog it is dropped (§17.2.3).
                 tracing::debug!(peer = %inc.source, "ACK without a dialog dropped");
             }
             ServerDisposition::New(id) => {
-                self.contexts.insert(id, TxContext::Server(reply_to));
                 self.dispatch(id, &req, &key, inc).await;
             }
         }
@@ -110,7 +133,12 @@ impl Endpoint {
                 // RFC 3261 §9.2: the INVITE was answered already (calls are refused at once
                 // below), so the CANCEL has nothing left to stop but still gets 200.
                 Some(_) => Response::for_request(req, 200, "OK", Some(&to_tag)),
-                None => Response::for_request(req, 481, "Call/Transaction Does Not Exist", Some(&to_tag)),
+                None => Response::for_request(
+                    req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    Some(&to_tag),
+                ),
             },
             Method::Invite => self.initial_invite(req, inc, &to_tag),
             // In-dialog requests need a dialog; none exists without calls.
@@ -125,14 +153,24 @@ impl Endpoint {
     fn initial_invite(&mut self, req: &Request, inc: &Incoming, to_tag: &str) -> Response {
         if inc.side == Side::Teams {
             let host = req.uri.host.to_string().to_ascii_lowercase();
-            if !self.config.tenants.iter().any(|t| t.fqdn.eq_ignore_ascii_case(&host)) {
-                crate::metrics::unknown_tenant();
+            if !self
+                .config
+                .tenants
+                .iter()
+                .any(|t| t.fqdn.eq_ignore_ascii_case(&host))
+            {
+                self.counters.unknown_tenant();
                 tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
                 return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
             }
         }
         tracing::warn!(peer = %inc.source, "INVITE refused: call handling is not in this build");
-        let mut rsp = Response::for_request(req, 503, "Service Unavailable - calls not enabled", Some(to_tag));
+        let mut rsp = Response::for_request(
+            req,
+            503,
+            "Service Unavailable - calls not enabled",
+            Some(to_tag),
+        );
         rsp.headers.push("Retry-After", "60");
         rsp
     }
@@ -144,8 +182,18 @@ impl Endpoint {
         rsp.headers.push("Server", self.config.sbc.product.clone());
     }
 
-    fn server_respond(&mut self, id: crate::sip::transaction::TxId, rsp: Response, now: std::time::Instant) {
+    fn server_respond(
+        &mut self,
+        id: crate::sip::transaction::TxId,
+        rsp: Response,
+        now: std::time::Instant,
+    ) {
         let status = rsp.status;
+        if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq())
+        {
+            self.counters
+                .message(Direction::Out, t.transport, &cseq.method, Some(status));
+        }
         if let Err(e) = self.txns.respond(id, status, rsp.to_bytes(), now) {
             tracing::debug!(error = %e, "response not sent");
         }
@@ -154,34 +202,86 @@ impl Endpoint {
     async fn respond_stateless(&mut self, to: &Target, mut rsp: Response) {
         rsp.headers.push("Server", self.config.sbc.product.clone());
         let status = rsp.status;
-        self.send_stateless(to, status, rsp.to_bytes()).await;
+        let method = rsp
+            .headers
+            .cseq()
+            .map(|c| c.method)
+            .unwrap_or(Method::Other(String::new()));
+        self.send_stateless(to, &method, status, rsp.to_bytes())
+            .await;
     }
 
-    async fn send_stateless(&mut self, to: &Target, status: u16, bytes: Bytes) {
-        crate::metrics::sip_out(to.transport, "response", status);
+    async fn send_stateless(&mut self, to: &Target, method: &Method, status: u16, bytes: Bytes) {
+        self.counters
+            .message(Direction::Out, to.transport, method, Some(status));
         self.send(to.clone(), bytes).await;
     }
 
     fn on_response(&mut self, rsp: Response, inc: &Incoming) {
-        crate::metrics::sip_in(inc.transport, "response", status_class(rsp.status));
+        // A broken response (bad CSeq, repeated single-valued headers, a broadcast Via) is
+        // dropped before it can touch a transaction: it cannot be answered (RFC 4475 §3.1.2.5).
+        if let Err(e) = validate_response(&rsp) {
+            self.counters.response_headers_error(inc.transport);
+            tracing::debug!(peer = %inc.source, error = %e, "malformed response dropped");
+            return;
+        }
         let (Ok(via), Ok(cseq)) = (rsp.headers.top_via(), rsp.headers.cseq()) else {
-            crate::metrics::parse_error(inc.transport, "response_headers");
+            self.counters.response_headers_error(inc.transport);
             return;
         };
+        self.counters
+            .message(Direction::In, inc.transport, &cseq.method, Some(rsp.status));
         let Some(branch) = via.branch.as_deref() else {
             return;
         };
         let key = TransactionKey::client(branch, &cseq.method);
-        if self.txns.on_response(&key, rsp.status, clock::now()).is_none() {
+        if self
+            .txns
+            .on_response(&key, rsp.status, clock::now())
+            .is_none()
+        {
             // A stray response: a proxy would forward it, a B2BUA has nowhere to send it.
-            crate::metrics::stray_response();
+            self.counters.stray_response();
             tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
         }
     }
 
     fn trunk_for(&self, ip: std::net::IpAddr) -> Option<&crate::config::TrunkConfig> {
-        self.config.trunks.iter().find(|t| t.allow.iter().any(|net| net.contains(&ip)))
+        self.config
+            .trunks
+            .iter()
+            .find(|t| t.allow.iter().any(|net| net.contains(&ip)))
     }
+}
+
+/// RFC 3261 §18.2.1: note where the request really came from in the top Via (`received` when
+/// the sent-by host differs from the source IP; RFC 3581 `rport` filled in when asked), so the
+/// responses tell the client what we saw. Responses go to the source address and port in any
+/// case: the client may sit behind a NAT.
+fn stamp_received(req: &mut Request, source: std::net::SocketAddr) {
+    let Ok(mut via) = req.headers.top_via() else {
+        return;
+    };
+    let host_is_source = via.host.to_string().trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok()
+        == Some(source.ip());
+    let mut changed = false;
+    if !host_is_source {
+        via.received = Some(source.ip().to_string());
+        changed = true;
+    }
+    if via.rport == Some(None) {
+        via.rport = Some(Some(source.port()));
+        changed = true;
+    }
+    if !changed {
+        return;
+    }
+    let mut values: Vec<Bytes> = req.headers.values("Via").collect();
+    if let Some(first) = values.first_mut() {
+        *first = Bytes::from(via.to_string());
+    }
+    let joined: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+    req.headers.set("Via", joined.join(&b", "[..]));
 }
 
 /// RFC 3261 §17.2.3 server transaction key, with the RFC 2543 fallback when the branch lacks
@@ -189,17 +289,27 @@ impl Endpoint {
 fn server_key(req: &Request) -> Option<TransactionKey> {
     let via = req.headers.top_via().ok()?;
     let cseq = req.headers.cseq().ok()?;
-    Some(TransactionKey::server(req, &via, &cseq))
+    let request_uri = req.uri.to_string();
+    let to_tag = req
+        .headers
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(str::to_owned));
+    let from_tag = req
+        .headers
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_owned));
+    let top_via = via.to_string();
+    Some(TransactionKey::server(&RequestFields {
+        method: &req.method,
+        branch: via.branch.as_deref(),
+        sent_by: &via.sent_by(),
+        request_uri: &request_uri,
+        to_tag: to_tag.as_deref(),
+        from_tag: from_tag.as_deref(),
+        call_id: req.headers.call_id().ok()?,
+        cseq: cseq.seq,
+        top_via: &top_via,
+    }))
 }
-
-pub(super) fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "6xx",
-    }
-}
-

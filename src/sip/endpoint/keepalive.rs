@@ -43,7 +43,7 @@ pub(super) fn pinger_for(config: &Config, now: Instant) -> Pinger {
 }
 
 /// Bounded label for a proxy: its configured host (the config bounds the set).
-pub(crate) fn proxy_label(config: &Config, proxy: usize) -> String {
+pub(super) fn proxy_label(config: &Config, proxy: usize) -> String {
     config
         .teams
         .proxies
@@ -129,8 +129,19 @@ impl Endpoint {
             }
         };
         let key = TransactionKey::client(&branch, &Method::Options);
-        let id = self.txns.start_client(key, &Method::Options, request, true, now);
-        self.contexts.insert(id, TxContext::Ping { dest, target, seq });
+        let ctx = TxContext::Ping { dest, target, seq };
+        self.counters.message(
+            crate::metrics::Direction::Out,
+            TransportKind::Tls,
+            &Method::Options,
+            None,
+        );
+        if let Err(e) = self
+            .txns
+            .start_client(key, &Method::Options, request, true, ctx, now)
+        {
+            tracing::error!(proxy = %proxy.host, error = %e, "cannot start OPTIONS transaction");
+        }
     }
 }
 
@@ -160,14 +171,23 @@ fn build_options(
     let uri = Uri::parse(&format!("sip:{proxy_host}:{proxy_port}"))?;
     let mut req = Request::new(Method::Options, uri);
     let h = &mut req.headers;
-    h.push("Via", format!("SIP/2.0/TLS {contact_fqdn}:{port};branch={branch}"));
+    h.push(
+        "Via",
+        format!("SIP/2.0/TLS {contact_fqdn}:{port};branch={branch}"),
+    );
     h.push("Max-Forwards", "70");
-    h.push("From", format!("<sip:{contact_fqdn}:{port}>;tag={from_tag}"));
+    h.push(
+        "From",
+        format!("<sip:{contact_fqdn}:{port}>;tag={from_tag}"),
+    );
     h.push("To", format!("<sip:{proxy_host}:{proxy_port}>"));
     h.push("Call-ID", call_id.to_owned());
     // CSeq must fit 2^31 (RFC 3261 §8.1.1.5); the ping sequence number is small and growing.
     h.push("CSeq", format!("{} OPTIONS", cseq % (1 << 31)));
-    h.push("Contact", format!("<sip:{contact_fqdn}:{port};transport=tls>"));
+    h.push(
+        "Contact",
+        format!("<sip:{contact_fqdn}:{port};transport=tls>"),
+    );
     h.push("Allow", policy::ALLOW);
     h.push("Supported", policy::SUPPORTED);
     h.push("Accept", policy::ACCEPT);
@@ -187,7 +207,9 @@ pub(super) fn report_transition(config: &Config, pinger: &Pinger, tr: &Transitio
         metrics::gauge!(crate::metrics::TEAMS_PROXY_UP, "proxy" => proxy.clone()).set(up);
     }
     match (&tr.to, &tr.failure) {
-        (Health::Up, _) => tracing::info!(proxy = %proxy, contact = %t.contact_fqdn, "Teams proxy answers OPTIONS: up"),
+        (Health::Up, _) => {
+            tracing::info!(proxy = %proxy, contact = %t.contact_fqdn, "Teams proxy answers OPTIONS: up")
+        }
         (_, Some(f)) => tracing::warn!(
             proxy = %proxy,
             contact = %t.contact_fqdn,
@@ -199,7 +221,13 @@ pub(super) fn report_transition(config: &Config, pinger: &Pinger, tr: &Transitio
 }
 
 /// Per-answer metrics: OPTIONS round trip for 2xx.
-pub(super) fn record_answer(config: &Config, pinger: &Pinger, target: usize, status: u16, rtt: Option<Duration>) {
+pub(super) fn record_answer(
+    config: &Config,
+    pinger: &Pinger,
+    target: usize,
+    status: u16,
+    rtt: Option<Duration>,
+) {
     let Some(t) = pinger.targets().get(target) else {
         return;
     };

@@ -4,11 +4,12 @@
 //! Transactions and the pinger are sans-I/O; this task only moves bytes and time between them
 //! and the transports (STYLE §2: one task owns the state, no `Arc<Mutex<_>>`).
 
+mod counters;
 mod inbound;
 mod keepalive;
 mod policy;
+mod trace;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,31 +26,41 @@ use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Target, Transports};
 use crate::teams::keepalive::Pinger;
 
-pub(crate) use keepalive::proxy_label;
-
 /// What a transaction's output is for.
 #[derive(Debug, Clone)]
 enum TxContext {
     /// A server transaction: responses go back to where the request came from.
     Server(Target),
     /// An OPTIONS ping: `target`, `seq` identify it in the pinger.
-    Ping { dest: Target, target: usize, seq: u64 },
+    Ping {
+        dest: Target,
+        target: usize,
+        seq: u64,
+    },
 }
 
 /// Results that spawned send tasks report back.
 #[derive(Debug)]
 enum Feedback {
-    PingSendFailed { target: usize, seq: u64, reason: String },
-    PingResolved { target: usize, seq: u64, dest: Target },
+    PingSendFailed {
+        target: usize,
+        seq: u64,
+        reason: String,
+    },
+    PingResolved {
+        target: usize,
+        seq: u64,
+        dest: Target,
+    },
 }
 
 pub(crate) struct Endpoint {
     config: Arc<Config>,
     transports: Transports,
     resolver: SipResolver,
-    txns: Transactions,
-    contexts: HashMap<TxId, TxContext>,
+    txns: Transactions<TxContext>,
     pinger: Pinger,
+    counters: counters::Counters,
     rng: StdRng,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
@@ -65,15 +76,19 @@ impl Endpoint {
             config,
             transports,
             resolver,
-            contexts: HashMap::new(),
             pinger,
+            counters: counters::Counters::new(),
             rng: StdRng::from_os_rng(),
             feedback_tx,
             feedback_rx,
         }
     }
 
-    pub(crate) async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             self.drain().await;
             let deadline = earliest(self.txns.poll_timeout(), self.pinger.poll_timeout());
@@ -109,8 +124,9 @@ impl Endpoint {
 
     async fn on_tx_output(&mut self, id: TxId, out: Output) {
         let now = clock::now();
+        self.count_outcome(id, &out);
         match out {
-            Output::Transmit(bytes) => match self.contexts.get(&id) {
+            Output::Transmit(bytes) => match self.txns.context(id) {
                 Some(TxContext::Server(dest)) => {
                     let dest = dest.clone();
                     self.send(dest, bytes).await;
@@ -120,47 +136,77 @@ impl Endpoint {
                     // the endpoint. A failure comes back as feedback, so the proxy is marked
                     // down at once rather than after the ping timeout.
                     let (dest, target, seq) = (dest.clone(), *target, *seq);
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
+                    }
                     let transports = self.transports.clone();
                     let feedback = self.feedback_tx.clone();
                     tokio::spawn(async move {
                         if let Err(e) = transports.send(&dest, bytes).await {
                             let reason = e.to_string();
-                            let _ = feedback.send(Feedback::PingSendFailed { target, seq, reason }).await;
+                            let _ = feedback
+                                .send(Feedback::PingSendFailed {
+                                    target,
+                                    seq,
+                                    reason,
+                                })
+                                .await;
                         }
                     });
                 }
                 None => {}
             },
             Output::Deliver { status } => {
-                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
-                    if status >= 200 {
-                        let (target, seq) = (*target, *seq);
-                        let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
-                        keepalive::record_answer(&self.config, &self.pinger, target, status, rtt);
-                        if let Some(tr) = tr {
-                            keepalive::report_transition(&self.config, &self.pinger, &tr);
-                        }
-                    }
-                }
-            }
-            Output::Timeout | Output::TransportError => {
-                if let Some(TxContext::Ping { target, seq, .. }) = self.contexts.get(&id) {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id)
+                    && status >= 200
+                {
                     let (target, seq) = (*target, *seq);
-                    if let Some(tr) = self.pinger.on_transport_failure(target, seq, "transaction failed".into()) {
+                    let (rtt, tr) = self.pinger.on_final(target, seq, status, now);
+                    keepalive::record_answer(&self.config, &self.pinger, target, status, rtt);
+                    if let Some(tr) = tr {
                         keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
                 }
             }
-            Output::NeedAck { .. } | Output::AckTimeout => {}
-            Output::Terminated => {
-                self.contexts.remove(&id);
+            Output::Timeout | Output::TransportError => {
+                if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
+                    let (target, seq) = (*target, *seq);
+                    if let Some(tr) =
+                        self.pinger
+                            .on_transport_failure(target, seq, "transaction failed".into())
+                    {
+                        keepalive::report_transition(&self.config, &self.pinger, &tr);
+                    }
+                }
             }
+            // Non-2xx finals to our OPTIONS need no ACK; AckTimeout only concerns INVITEs,
+            // which this endpoint answers at once and does not relay.
+            Output::NeedAck { .. } | Output::AckTimeout | Output::Terminated => {}
         }
+    }
+
+    /// Counts how client transactions and unanswered server transactions end; server finals
+    /// are counted where they are sent.
+    fn count_outcome(&self, id: TxId, out: &Output) {
+        let Some(kind) = self.txns.kind(id) else {
+            return;
+        };
+        let outcome = match out {
+            Output::Deliver { status } if *status >= 200 => counters::TxOutcome::Final(*status),
+            Output::Timeout => counters::TxOutcome::Timeout,
+            Output::TransportError => counters::TxOutcome::TransportError,
+            Output::AckTimeout => counters::TxOutcome::AckTimeout,
+            _ => return,
+        };
+        self.counters.transaction(kind, outcome);
     }
 
     /// Sends on an established path (responses, retransmissions). A failure here is logged and
     /// counted; the transaction's own timers decide what it means.
     async fn send(&self, dest: Target, bytes: Bytes) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
+        }
         if let Err(e) = self.transports.send(&dest, bytes).await {
             tracing::debug!(peer = %dest.addr, error = %e, "send failed");
         }
@@ -168,7 +214,11 @@ impl Endpoint {
 
     fn on_feedback(&mut self, fb: Feedback) {
         match fb {
-            Feedback::PingSendFailed { target, seq, reason } => {
+            Feedback::PingSendFailed {
+                target,
+                seq,
+                reason,
+            } => {
                 if let Some(tr) = self.pinger.on_transport_failure(target, seq, reason) {
                     keepalive::report_transition(&self.config, &self.pinger, &tr);
                 }
@@ -202,4 +252,3 @@ fn token(rng: &mut StdRng, len: usize) -> String {
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
 }
-

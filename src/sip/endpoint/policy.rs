@@ -4,7 +4,8 @@ use crate::sip::Method;
 
 /// Methods we handle. REFER and NOTIFY are listed as TDR-XFR-01 requires; PRACK and UPDATE as
 /// TDR-INV-18 recommends.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, PRACK, UPDATE";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, PRACK, UPDATE";
 
 pub(crate) fn allowed_methods() -> Vec<Method> {
     vec![

@@ -1,0 +1,150 @@
+//! Non-INVITE client transaction: RFC 3261 §17.1.2 (Figure 6).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::timer::{Timer, TimerConfig, TimerTable};
+use super::{Output, StatusClass};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonInviteClientState {
+    Trying,
+    Proceeding,
+    Completed,
+    Terminated,
+}
+
+/// The client side of a non-INVITE transaction (BYE, CANCEL, OPTIONS, ... §17.1.2).
+#[derive(Debug)]
+pub struct NonInviteClient {
+    state: NonInviteClientState,
+    request: Bytes,
+    reliable: bool,
+    config: TimerConfig,
+    timer_e_interval: Duration,
+    timers: TimerTable,
+    outputs: VecDeque<Output>,
+}
+
+impl NonInviteClient {
+    /// Creates the transaction in Trying with the request queued as the first `Transmit`.
+    pub fn start(request: Bytes, reliable: bool, t: &TimerConfig, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        // §17.1.2.2: timer E retransmits only over unreliable transports; F bounds the
+        // transaction on all of them.
+        if !reliable {
+            timers.set(Timer::E, now + t.t1());
+        }
+        timers.set(Timer::F, now + t.transaction_timeout());
+        NonInviteClient {
+            state: NonInviteClientState::Trying,
+            request: request.clone(),
+            reliable,
+            config: *t,
+            timer_e_interval: t.t1(),
+            timers,
+            outputs: VecDeque::from([Output::Transmit(request)]),
+        }
+    }
+
+    /// Feeds a response matched to this transaction. Status codes outside 100..=699 are ignored.
+    pub fn handle_response(&mut self, status: u16, now: Instant) {
+        let Ok(class) = StatusClass::of(status) else {
+            return;
+        };
+        use NonInviteClientState as S;
+        match (self.state, class) {
+            (S::Trying | S::Proceeding, StatusClass::Provisional) => {
+                // Timer E keeps running; from its next firing on it uses T2 (§17.1.2.2).
+                self.state = S::Proceeding;
+                self.outputs.push_back(Output::Deliver { status });
+            }
+            (S::Trying | S::Proceeding, StatusClass::Success | StatusClass::Failure) => {
+                self.outputs.push_back(Output::Deliver { status });
+                self.timers.stop_all();
+                self.state = S::Completed;
+                // §17.1.2.2: timer K absorbs response retransmissions (zero when reliable).
+                self.timers
+                    .set(Timer::K, now + self.config.timer_k(self.reliable));
+            }
+            // Completed absorbs retransmitted finals; late provisionals mean nothing.
+            _ => {}
+        }
+    }
+
+    /// The owner failed to send the request (§17.1.4).
+    pub fn handle_transport_error(&mut self, _now: Instant) {
+        use NonInviteClientState as S;
+        if matches!(self.state, S::Trying | S::Proceeding) {
+            self.outputs.push_back(Output::TransportError);
+            self.terminate();
+        }
+    }
+
+    /// Fires every timer due at `now`; a call before any deadline does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for _ in 0..Timer::COUNT {
+            let Some(timer) = self.timers.take_expired(now) else {
+                return;
+            };
+            match timer {
+                Timer::E => {
+                    self.outputs
+                        .push_back(Output::Transmit(self.request.clone()));
+                    // §17.1.2.2: in Trying the interval doubles up to T2; in Proceeding it is T2,
+                    // since the server has shown it is alive and only the final is awaited.
+                    self.timer_e_interval = if self.state == NonInviteClientState::Proceeding {
+                        self.config.t2()
+                    } else {
+                        self.timer_e_interval
+                            .saturating_mul(2)
+                            .min(self.config.t2())
+                    };
+                    self.timers.set(Timer::E, now + self.timer_e_interval);
+                }
+                Timer::F => {
+                    self.outputs.push_back(Output::Timeout);
+                    self.terminate();
+                }
+                Timer::K => self.terminate(),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    /// When `timer` will fire, if it is running.
+    pub fn timer_deadline(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
+    pub fn state(&self) -> NonInviteClientState {
+        self.state
+    }
+
+    pub fn is_terminated(&self) -> bool {
+        self.state == NonInviteClientState::Terminated
+    }
+
+    pub(crate) fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
+    fn terminate(&mut self) {
+        self.timers.stop_all();
+        self.state = NonInviteClientState::Terminated;
+        self.outputs.push_back(Output::Terminated);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! One TCP or TLS connection: stream framing in, queued messages out.
+//!
+//! A single task owns the socket and `select!`s between reading, writing the
+//! next queued message, the idle deadline and shutdown, so no lock sits
+//! between the two directions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant as TokioInstant;
+use tracing::debug;
+
+use super::connections::Connection;
+use super::metrics::ErrorReason;
+use super::tls::PeerIdentity;
+use super::{ConnId, Incoming, Shared, Side, TransportKind};
+use crate::clock;
+use crate::sip::framing::{Frame, FramingError, next_frame};
+
+/// Messages queued toward one connection before `send` reports it busy.
+const OUTBOX_CAPACITY: usize = 256;
+/// Initial read buffer; grows up to the message size limit.
+const READ_BUFFER: usize = 8 * 1024;
+/// How long a close (TLS close_notify, FIN) may take before we just drop.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// RFC 5626 §4.4.1: a double CRLF ping is answered with a single CRLF pong.
+const PONG: &[u8] = b"\r\n";
+
+pub(crate) struct StreamMeta {
+    pub(crate) kind: TransportKind,
+    pub(crate) side: Side,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: Option<PeerIdentity>,
+}
+
+/// Registers the connection in the table and runs it on its own task until
+/// the peer closes, an error, the idle timeout or shutdown. The permit (one
+/// of `max_connections`) is held for the connection's life.
+pub(crate) fn spawn_connection<S>(
+    shared: &Arc<Shared>,
+    stream: S,
+    meta: StreamMeta,
+    permit: OwnedSemaphorePermit,
+) -> (ConnId, mpsc::Sender<Bytes>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = shared.table.next_id();
+    let (outbox, queue) = mpsc::channel(OUTBOX_CAPACITY);
+    shared.table.insert(
+        id,
+        Connection {
+            outbox: outbox.clone(),
+            kind: meta.kind,
+            side: meta.side,
+            remote: meta.remote,
+            peer: meta.peer.clone(),
+        },
+    );
+    shared.metrics.connection_opened(meta.kind);
+    let task_shared = Arc::clone(shared);
+    shared.tracker.spawn(async move {
+        let kind = meta.kind;
+        let remote = meta.remote;
+        let end = run(&task_shared, stream, id, meta, queue).await;
+        debug!(peer = %remote, conn = %id, transport = %kind, ?end, "connection closed");
+        task_shared.table.remove(id);
+        task_shared.metrics.connection_closed(kind);
+        drop(permit);
+    });
+    (id, outbox)
+}
+
+/// Why a connection ended (for the debug log and the error counter).
+#[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "the errors are read through Debug in the close log"
+)]
+enum End {
+    PeerClosed,
+    Io(std::io::Error),
+    Framing(FramingError),
+    IdleTimeout,
+    Shutdown,
+    /// The table dropped our sender or the core stopped listening.
+    Abandoned,
+}
+
+async fn run<S>(
+    shared: &Shared,
+    mut stream: S,
+    id: ConnId,
+    meta: StreamMeta,
+    mut queue: mpsc::Receiver<Bytes>,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let settings = &shared.settings;
+    let peer_name = meta.peer.as_ref().map(|p| Arc::clone(&p.name));
+    let idle_deadline = || TokioInstant::from_std(clock::now()) + settings.idle_timeout;
+    let idle = tokio::time::sleep_until(idle_deadline());
+    tokio::pin!(idle);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+
+    let end = loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break End::Shutdown,
+            () = &mut idle => break End::IdleTimeout,
+            read = stream.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) => break End::PeerClosed,
+                    Ok(_) => {}
+                    Err(e) => break End::Io(e),
+                }
+                idle.as_mut().reset(idle_deadline());
+                if let Err(end) = drain_frames(shared, &mut stream, &mut buf, id, &meta, &peer_name).await {
+                    break end;
+                }
+            }
+            next = queue.recv() => {
+                let Some(data) = next else { break End::Abandoned };
+                if let Err(e) = stream.write_all(&data).await {
+                    break End::Io(e);
+                }
+                idle.as_mut().reset(idle_deadline());
+            }
+        }
+    };
+    match &end {
+        End::Io(_) => shared.metrics.error(meta.kind, ErrorReason::Io),
+        End::Framing(FramingError::TooLarge { .. }) => {
+            shared.metrics.error(meta.kind, ErrorReason::TooLarge);
+        }
+        End::Framing(_) => shared.metrics.error(meta.kind, ErrorReason::Framing),
+        End::IdleTimeout => shared.metrics.error(meta.kind, ErrorReason::IdleTimeout),
+        End::PeerClosed | End::Shutdown | End::Abandoned => {}
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+    end
+}
+
+/// Hands every complete frame in `buf` to the core. A framing error is fatal
+/// for the connection: after a bad Content-Length the next message boundary
+/// is unknowable (RFC 3261 §18.3).
+async fn drain_frames<S>(
+    shared: &Shared,
+    stream: &mut S,
+    buf: &mut BytesMut,
+    id: ConnId,
+    meta: &StreamMeta,
+    peer_name: &Option<Arc<str>>,
+) -> Result<(), End>
+where
+    S: AsyncWrite + Unpin,
+{
+    loop {
+        match next_frame(buf, shared.settings.max_message_bytes) {
+            Ok(None) => return Ok(()),
+            Ok(Some(Frame::Message(data))) => {
+                let incoming = Incoming {
+                    data,
+                    transport: meta.kind,
+                    side: meta.side,
+                    source: meta.remote,
+                    local: meta.local,
+                    conn: Some(id),
+                    peer_name: peer_name.clone(),
+                };
+                // Waiting here is TCP back-pressure: we stop reading while
+                // the core is behind.
+                if shared.incoming.send(incoming).await.is_err() {
+                    return Err(End::Abandoned);
+                }
+            }
+            Ok(Some(Frame::Ping)) => stream.write_all(PONG).await.map_err(End::Io)?,
+            Ok(Some(Frame::Pong)) => {}
+            Err(e) => return Err(End::Framing(e)),
+        }
+    }
+}
