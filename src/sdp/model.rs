@@ -165,11 +165,17 @@ impl Direction {
 
 impl Attribute {
     pub fn flag(name: &str) -> Attribute {
-        Attribute { name: name.to_owned(), value: None }
+        Attribute {
+            name: name.to_owned(),
+            value: None,
+        }
     }
 
     pub fn with_value(name: &str, value: impl Into<String>) -> Attribute {
-        Attribute { name: name.to_owned(), value: Some(value.into()) }
+        Attribute {
+            name: name.to_owned(),
+            value: Some(value.into()),
+        }
     }
 }
 
@@ -226,7 +232,9 @@ fn find_attr<'a>(attrs: &'a [Attribute], name: &str) -> Option<&'a Attribute> {
 }
 
 fn direction_of(attrs: &[Attribute]) -> Option<Direction> {
-    attrs.iter().find_map(|a| Direction::from_attribute_name(&a.name))
+    attrs
+        .iter()
+        .find_map(|a| Direction::from_attribute_name(&a.name))
 }
 
 impl SessionDescription {
@@ -241,7 +249,10 @@ impl SessionDescription {
 
     /// RFC 8866 §6.7: a media-level direction overrides the session level; none means sendrecv.
     pub fn effective_direction(&self, media: &MediaDescription) -> Direction {
-        media.direction().or(self.direction()).unwrap_or(Direction::SendRecv)
+        media
+            .direction()
+            .or(self.direction())
+            .unwrap_or(Direction::SendRecv)
     }
 
     /// The `c=` that applies to `media`: media level over session level.
@@ -251,7 +262,9 @@ impl SessionDescription {
 
     /// Index of the first audio m-line that is not disabled (port 0): the stream the SBC anchors.
     pub fn first_active_audio(&self) -> Option<usize> {
-        self.media.iter().position(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
+        self.media
+            .iter()
+            .position(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
     }
 }
 
@@ -316,7 +329,9 @@ impl MediaDescription {
 
     /// The raw values of the `a=crypto` lines (RFC 4568), in order, for `media::sdes` to parse.
     pub fn crypto_lines(&self) -> Vec<&str> {
-        self.attributes_named("crypto").filter_map(|a| a.value.as_deref()).collect()
+        self.attributes_named("crypto")
+            .filter_map(|a| a.value.as_deref())
+            .collect()
     }
 
     /// The `a=rtpmap` value for a payload type, e.g. `PCMU/8000`.
@@ -346,10 +361,20 @@ impl MediaDescription {
             let encoding = parts.next().filter(|e| !e.is_empty())?.to_owned();
             let clock_rate = parts.next()?.trim().parse().ok()?;
             let channels = parts.next().and_then(|c| c.trim().parse().ok());
-            return Some(Codec { payload_type, encoding, clock_rate, channels });
+            return Some(Codec {
+                payload_type,
+                encoding,
+                clock_rate,
+                channels,
+            });
         }
         let (encoding, clock_rate) = static_codec(payload_type)?;
-        Some(Codec { payload_type, encoding: encoding.to_owned(), clock_rate, channels: None })
+        Some(Codec {
+            payload_type,
+            encoding: encoding.to_owned(),
+            clock_rate,
+            channels: None,
+        })
     }
 
     /// All formats resolved to codecs, skipping the ones [`MediaDescription::codec`] cannot name.

@@ -26,7 +26,11 @@ pub enum ParseError {
     #[error("line {line}: second `{kind}=` in the same section")]
     DuplicateLine { line: usize, kind: char },
     #[error("line {line}: bad {field} in `{kind}=`")]
-    BadField { line: usize, kind: char, field: &'static str },
+    BadField {
+        line: usize,
+        kind: char,
+        field: &'static str,
+    },
     #[error("missing `{kind}=` line")]
     MissingLine { kind: char },
 }
@@ -39,8 +43,9 @@ impl SessionDescription {
 
     /// Parse a SIP message body, which arrives as bytes.
     pub fn from_bytes(body: &[u8]) -> Result<SessionDescription, ParseError> {
-        let text = std::str::from_utf8(body)
-            .map_err(|e| ParseError::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+        let text = std::str::from_utf8(body).map_err(|e| ParseError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
         SessionDescription::parse(text)
     }
 }
@@ -108,6 +113,10 @@ impl Parser {
             self.seen_version = true;
             return Ok(());
         }
+        if kind == 'm' {
+            self.media.push(parse_media(line, value)?);
+            return Ok(());
+        }
         match self.media.last_mut() {
             Some(media) => media_line(media, line, kind, value),
             None => self.session_line(line, kind, value),
@@ -124,7 +133,12 @@ impl Parser {
             'u' => set_once(&mut s.uri, value.to_owned(), line, kind)?,
             'e' => s.emails.push(value.to_owned()),
             'p' => s.phones.push(value.to_owned()),
-            'c' => set_once(&mut s.connection, parse_connection(line, value)?, line, kind)?,
+            'c' => set_once(
+                &mut s.connection,
+                parse_connection(line, value)?,
+                line,
+                kind,
+            )?,
             'b' => s.bandwidths.push(parse_bandwidth(line, value)?),
             't' => s.times.push(parse_timing(line, value)?),
             'r' => match s.times.last_mut() {
@@ -134,8 +148,10 @@ impl Parser {
             'z' => set_once(&mut s.time_zones, value.to_owned(), line, kind)?,
             'k' => set_once(&mut s.encryption_key, value.to_owned(), line, kind)?,
             'a' => s.attributes.push(parse_attribute(line, value)?),
-            'm' => self.media.push(parse_media(line, value)?),
-            _ => s.unknown_lines.push(Line { kind, value: value.to_owned() }),
+            _ => s.unknown_lines.push(Line {
+                kind,
+                value: value.to_owned(),
+            }),
         }
         Ok(())
     }
@@ -178,11 +194,19 @@ fn media_line(
         'i' => set_once(&mut media.information, value.to_owned(), line, kind)?,
         // RFC 8866 §5.7 allows several c= per media for layered multicast; an SBC never
         // anchors multicast, so a second one is refused rather than half-understood.
-        'c' => set_once(&mut media.connection, parse_connection(line, value)?, line, kind)?,
+        'c' => set_once(
+            &mut media.connection,
+            parse_connection(line, value)?,
+            line,
+            kind,
+        )?,
         'b' => media.bandwidths.push(parse_bandwidth(line, value)?),
         'k' => set_once(&mut media.encryption_key, value.to_owned(), line, kind)?,
         'a' => media.attributes.push(parse_attribute(line, value)?),
-        _ => media.unknown_lines.push(Line { kind, value: value.to_owned() }),
+        _ => media.unknown_lines.push(Line {
+            kind,
+            value: value.to_owned(),
+        }),
     }
     Ok(())
 }
@@ -208,7 +232,12 @@ fn token<'a>(
     parts.next().ok_or(bad(line, kind, field))
 }
 
-fn number<T: FromStr>(text: &str, line: usize, kind: char, field: &'static str) -> Result<T, ParseError> {
+fn number<T: FromStr>(
+    text: &str,
+    line: usize,
+    kind: char,
+    field: &'static str,
+) -> Result<T, ParseError> {
     // `u64::from_str` accepts a leading '+', which RFC 8866's 1*DIGIT does not.
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(line, kind, field));
@@ -219,16 +248,32 @@ fn number<T: FromStr>(text: &str, line: usize, kind: char, field: &'static str) 
 fn parse_origin(line: usize, value: &str) -> Result<Origin, ParseError> {
     let mut parts = value.split_ascii_whitespace();
     let username = token(&mut parts, line, 'o', "username")?.to_owned();
-    let session_id = number(token(&mut parts, line, 'o', "sess-id")?, line, 'o', "sess-id")?;
-    let session_version =
-        number(token(&mut parts, line, 'o', "sess-version")?, line, 'o', "sess-version")?;
+    let session_id = number(
+        token(&mut parts, line, 'o', "sess-id")?,
+        line,
+        'o',
+        "sess-id",
+    )?;
+    let session_version = number(
+        token(&mut parts, line, 'o', "sess-version")?,
+        line,
+        'o',
+        "sess-version",
+    )?;
     let net_type = token(&mut parts, line, 'o', "nettype")?.to_owned();
     let addr_type = token(&mut parts, line, 'o', "addrtype")?.to_owned();
     let address = token(&mut parts, line, 'o', "unicast-address")?.to_owned();
     if parts.next().is_some() {
         return Err(bad(line, 'o', "field count"));
     }
-    Ok(Origin { username, session_id, session_version, net_type, addr_type, address })
+    Ok(Origin {
+        username,
+        session_id,
+        session_version,
+        net_type,
+        addr_type,
+        address,
+    })
 }
 
 fn parse_connection(line: usize, value: &str) -> Result<Connection, ParseError> {
@@ -239,7 +284,11 @@ fn parse_connection(line: usize, value: &str) -> Result<Connection, ParseError> 
     if parts.next().is_some() {
         return Err(bad(line, 'c', "field count"));
     }
-    Ok(Connection { net_type, addr_type, address })
+    Ok(Connection {
+        net_type,
+        addr_type,
+        address,
+    })
 }
 
 fn parse_bandwidth(line: usize, value: &str) -> Result<Bandwidth, ParseError> {
@@ -255,12 +304,26 @@ fn parse_bandwidth(line: usize, value: &str) -> Result<Bandwidth, ParseError> {
 
 fn parse_timing(line: usize, value: &str) -> Result<Timing, ParseError> {
     let mut parts = value.split_ascii_whitespace();
-    let start = number(token(&mut parts, line, 't', "start-time")?, line, 't', "start-time")?;
-    let stop = number(token(&mut parts, line, 't', "stop-time")?, line, 't', "stop-time")?;
+    let start = number(
+        token(&mut parts, line, 't', "start-time")?,
+        line,
+        't',
+        "start-time",
+    )?;
+    let stop = number(
+        token(&mut parts, line, 't', "stop-time")?,
+        line,
+        't',
+        "stop-time",
+    )?;
     if parts.next().is_some() {
         return Err(bad(line, 't', "field count"));
     }
-    Ok(Timing { start, stop, repeats: Vec::new() })
+    Ok(Timing {
+        start,
+        stop,
+        repeats: Vec::new(),
+    })
 }
 
 fn parse_attribute(line: usize, value: &str) -> Result<Attribute, ParseError> {
@@ -271,7 +334,10 @@ fn parse_attribute(line: usize, value: &str) -> Result<Attribute, ParseError> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(bad(line, 'a', "attribute name"));
     }
-    Ok(Attribute { name: name.to_owned(), value })
+    Ok(Attribute {
+        name: name.to_owned(),
+        value,
+    })
 }
 
 fn parse_media(line: usize, value: &str) -> Result<MediaDescription, ParseError> {

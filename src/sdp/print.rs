@@ -105,11 +105,14 @@ fn optional(f: &mut Formatter<'_>, kind: char, value: Option<&str>) -> fmt::Resu
 }
 
 fn bandwidths(f: &mut Formatter<'_>, list: &[Bandwidth]) -> fmt::Result {
-    list.iter().try_for_each(|b| write!(f, "b={}:{}\r\n", b.bwtype, b.bandwidth))
+    list.iter()
+        .try_for_each(|b| write!(f, "b={}:{}\r\n", b.bwtype, b.bandwidth))
 }
 
 fn unknown(f: &mut Formatter<'_>, lines: &[Line]) -> fmt::Result {
-    lines.iter().try_for_each(|l| write!(f, "{}={}\r\n", l.kind, l.value))
+    lines
+        .iter()
+        .try_for_each(|l| write!(f, "{}={}\r\n", l.kind, l.value))
 }
 
 fn attributes(f: &mut Formatter<'_>, list: &[Attribute]) -> fmt::Result {

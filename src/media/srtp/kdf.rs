@@ -56,7 +56,9 @@ pub(crate) fn session_keys(master: &MasterKey) -> Result<SessionKeys, SrtpError>
 }
 
 /// Derive the three session keys of SRTCP.
-pub(crate) fn rtcp_session_keys(master: &MasterKey) -> Result<SessionKeys<AesCmOnDemand>, SrtpError> {
+pub(crate) fn rtcp_session_keys(
+    master: &MasterKey,
+) -> Result<SessionKeys<AesCmOnDemand>, SrtpError> {
     let derived = derive_session_keys(master, true)?;
     Ok(SessionKeys {
         cipher: AesCmOnDemand::new(&derived.cipher_key)?,

@@ -38,7 +38,9 @@ impl CodecPolicy {
         if self.allow.is_empty() {
             return Some(0);
         }
-        self.allow.iter().position(|wanted| matches_name(wanted, codec))
+        self.allow
+            .iter()
+            .position(|wanted| matches_name(wanted, codec))
     }
 
     fn keeps_special(&self, codec: &Codec) -> Option<bool> {
@@ -90,7 +92,12 @@ pub(super) fn select_formats(
         return Err(RewriteError::NoCommonCodec);
     }
     voice.sort_by_key(|(rank, _)| *rank);
-    Ok(voice.into_iter().map(|(_, f)| f).chain(special).cloned().collect())
+    Ok(voice
+        .into_iter()
+        .map(|(_, f)| f)
+        .chain(special)
+        .cloned()
+        .collect())
 }
 
 /// The formats of an answer that the offer really contained (same payload type, same codec).
@@ -113,7 +120,9 @@ pub(super) fn answered_formats(
         .cloned()
         .collect();
     let has_voice = kept.iter().any(|f| {
-        answer.codec(f).is_none_or(|c| !c.is_telephone_event() && !c.is_comfort_noise())
+        answer
+            .codec(f)
+            .is_none_or(|c| !c.is_telephone_event() && !c.is_comfort_noise())
     });
     if !has_voice {
         return Err(RewriteError::NoCommonCodec);
@@ -146,7 +155,10 @@ pub(super) fn built_offer(
         if let Some((codec, pt, rate)) = found {
             let pt = pt.to_string();
             if !formats.contains(&pt) {
-                attributes.push(Attribute::with_value("rtpmap", format!("{pt} {codec}/{rate}")));
+                attributes.push(Attribute::with_value(
+                    "rtpmap",
+                    format!("{pt} {codec}/{rate}"),
+                ));
                 formats.push(pt);
             }
         }
@@ -157,7 +169,10 @@ pub(super) fn built_offer(
     if policy.keep_telephone_event {
         let pt = TELEPHONE_EVENT_PT;
         formats.push(pt.to_string());
-        attributes.push(Attribute::with_value("rtpmap", format!("{pt} telephone-event/8000")));
+        attributes.push(Attribute::with_value(
+            "rtpmap",
+            format!("{pt} telephone-event/8000"),
+        ));
         attributes.push(Attribute::with_value("fmtp", format!("{pt} 0-16")));
     }
     if policy.keep_cn {

@@ -37,7 +37,10 @@ pub fn media_endpoint(sd: &SessionDescription) -> Option<RemoteMedia> {
                 let rtcp_ip = rtcp.connection.as_ref().and_then(|c| c.ip()).unwrap_or(ip);
                 Some(SocketAddr::new(rtcp_ip, rtcp.port))
             }
-            None => media.port.checked_add(1).map(|port| SocketAddr::new(ip, port)),
+            None => media
+                .port
+                .checked_add(1)
+                .map(|port| SocketAddr::new(ip, port)),
         }
     };
     let direction = sd.effective_direction(media);
@@ -46,7 +49,11 @@ pub fn media_endpoint(sd: &SessionDescription) -> Option<RemoteMedia> {
         rtcp,
         mux,
         direction,
-        crypto_lines: media.crypto_lines().into_iter().map(str::to_owned).collect(),
+        crypto_lines: media
+            .crypto_lines()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         hold: direction != Direction::SendRecv || ip.is_unspecified(),
         codecs: media.codecs(),
     })

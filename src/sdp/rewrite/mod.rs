@@ -20,7 +20,9 @@ mod origin;
 use std::fmt;
 use std::net::IpAddr;
 
-use super::model::{Attribute, Connection, Direction, MediaDescription, SessionDescription, Timing};
+use super::model::{
+    Attribute, Connection, Direction, MediaDescription, SessionDescription, Timing,
+};
 
 pub use codecs::CodecPolicy;
 pub use endpoint::{RemoteMedia, media_endpoint};
@@ -93,7 +95,14 @@ pub fn offer_to_trunk(
     require_srtp(offered)?;
     let formats = codecs::select_formats(offered, policy)?;
     let direction = teams_offer.effective_direction(offered);
-    let media = anchored(offered, leg, "RTP/AVP", formats, trunk_rtcp(leg, trunk_mux), direction);
+    let media = anchored(
+        offered,
+        leg,
+        "RTP/AVP",
+        formats,
+        trunk_rtcp(leg, trunk_mux),
+        direction,
+    );
     Ok(origin.stamp(session(leg, teams_offer, vec![media])))
 }
 
@@ -131,7 +140,11 @@ pub fn answer_to_teams(
 
     let lead = teams_lead(offered.rtcp_mux(), leg, crypto);
     let media = anchored(answered, leg, &offered.proto, formats, lead, direction);
-    Ok(origin.stamp(session(leg, trunk_answer, mirror(teams_offer, offer_index, media))))
+    Ok(origin.stamp(session(
+        leg,
+        trunk_answer,
+        mirror(teams_offer, offer_index, media),
+    )))
 }
 
 /// Trunk offer → offer toward Teams: RTP/SAVP with our `a=crypto` and rtcp-mux on the SBC's
@@ -267,7 +280,10 @@ fn anchored(
     media.information = source.information.clone();
     media.bandwidths = source.bandwidths.clone();
     media.unknown_lines = source.unknown_lines.clone();
-    media.attributes = lead.into_iter().chain(carried(&source.attributes, Some(&media.formats))).collect();
+    media.attributes = lead
+        .into_iter()
+        .chain(carried(&source.attributes, Some(&media.formats)))
+        .collect();
     media.set_direction(direction);
     media
 }
@@ -299,22 +315,24 @@ fn mirror(
         .media
         .iter()
         .enumerate()
-        .map(|(index, offered)| match anchored.take_if(|_| index == anchored_index) {
-            Some(media) => media,
-            None => MediaDescription {
-                media: offered.media.clone(),
-                port: 0,
-                port_count: None,
-                proto: offered.proto.clone(),
-                formats: offered.formats.clone(),
-                information: None,
-                connection: None,
-                bandwidths: Vec::new(),
-                encryption_key: None,
-                unknown_lines: Vec::new(),
-                attributes: Vec::new(),
+        .map(
+            |(index, offered)| match anchored.take_if(|_| index == anchored_index) {
+                Some(media) => media,
+                None => MediaDescription {
+                    media: offered.media.clone(),
+                    port: 0,
+                    port_count: None,
+                    proto: offered.proto.clone(),
+                    formats: offered.formats.clone(),
+                    information: None,
+                    connection: None,
+                    bandwidths: Vec::new(),
+                    encryption_key: None,
+                    unknown_lines: Vec::new(),
+                    attributes: Vec::new(),
+                },
             },
-        })
+        )
         .collect()
 }
 
@@ -336,7 +354,11 @@ fn blank_session(leg: &LegMedia, media: Vec<MediaDescription>) -> SessionDescrip
         phones: Vec::new(),
         connection: Some(Connection::from_ip(leg.address)),
         bandwidths: Vec::new(),
-        times: vec![Timing { start: 0, stop: 0, repeats: Vec::new() }],
+        times: vec![Timing {
+            start: 0,
+            stop: 0,
+            repeats: Vec::new(),
+        }],
         time_zones: None,
         encryption_key: None,
         unknown_lines: Vec::new(),
@@ -360,12 +382,15 @@ fn session(
 }
 
 fn first_active_audio(sd: &SessionDescription, side: Side) -> Result<usize, RewriteError> {
-    sd.first_active_audio().ok_or(RewriteError::NoAudioStream { side })
+    sd.first_active_audio()
+        .ok_or(RewriteError::NoAudioStream { side })
 }
 
 fn active_audio(sd: &SessionDescription, side: Side) -> Result<&MediaDescription, RewriteError> {
     let index = first_active_audio(sd, side)?;
-    sd.media.get(index).ok_or(RewriteError::NoAudioStream { side })
+    sd.media
+        .get(index)
+        .ok_or(RewriteError::NoAudioStream { side })
 }
 
 /// TDR-MED-01: RTP/SAVP (or its TCP/DTLS/feedback variants) and SDES keys to go with it.
@@ -408,7 +433,9 @@ fn rtcp_lead(leg: &LegMedia, mux: bool) -> Vec<Attribute> {
 }
 
 fn zero_address(sd: &SessionDescription, media: &MediaDescription) -> bool {
-    sd.connection_for(media).and_then(Connection::ip).is_some_and(|ip| ip.is_unspecified())
+    sd.connection_for(media)
+        .and_then(Connection::ip)
+        .is_some_and(|ip| ip.is_unspecified())
 }
 
 /// Both may send only if both allow it; likewise for receiving.

@@ -13,9 +13,23 @@ use crate::sip::transport::TransportKind;
 const TRANSPORTS: [TransportKind; 3] = [TransportKind::Udp, TransportKind::Tcp, TransportKind::Tls];
 /// Bounded `kind` label of `drawbridge_sip_parse_errors_total`.
 const PARSE_KINDS: [&str; 4] = ["request", "response", "empty", "response_headers"];
-const TX_KINDS: [&str; 4] = ["invite_client", "non_invite_client", "invite_server", "non_invite_server"];
+const TX_KINDS: [&str; 4] = [
+    "invite_client",
+    "non_invite_client",
+    "invite_server",
+    "non_invite_server",
+];
 /// How a transaction ended: the class of its final response, or why it had none.
-const TX_OUTCOMES: [&str; 8] = ["2xx", "3xx", "4xx", "5xx", "6xx", "timeout", "transport_error", "ack_timeout"];
+const TX_OUTCOMES: [&str; 8] = [
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "6xx",
+    "timeout",
+    "transport_error",
+    "ack_timeout",
+];
 
 /// How a transaction ended, for `drawbridge_sip_transactions_total`.
 #[derive(Debug, Clone, Copy)]

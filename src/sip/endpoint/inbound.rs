@@ -262,7 +262,12 @@ fn stamp_received(req: &mut Request, source: std::net::SocketAddr) {
     let Ok(mut via) = req.headers.top_via() else {
         return;
     };
-    let host_is_source = via.host.to_string().trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok()
+    let host_is_source = via
+        .host
+        .to_string()
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .ok()
         == Some(source.ip());
     let mut changed = false;
     if !host_is_source {
