@@ -4,7 +4,7 @@
 //! Every SDP the SBC sends is built fresh: our `o=` ([`OriginState`]), `s=-`, a session-level
 //! `c=` with the SBC's address for that leg, `t=0 0`, and one anchored audio m-line. What is
 //! copied from the peer's SDP is what describes the media itself (formats, rtpmap/fmtp, ptime,
-//! bandwidth and unknown attributes); what describes the peer's transport or keys (ICE, DTLS,
+//! media-level bandwidth and unknown attributes); what describes the peer's transport or keys (ICE, DTLS,
 //! crypto, rtcp, `k=`, `c=`, e-mail and phone lines) never crosses.
 //!
 //! m-lines (RFC 3264): offers the SBC sends carry only the anchored audio stream, because both
@@ -367,15 +367,15 @@ fn blank_session(leg: &LegMedia, media: Vec<MediaDescription>) -> SessionDescrip
     }
 }
 
-/// Our session around `media`, carrying the source's session-level bandwidth, unknown lines
-/// and media-neutral attributes.
+/// Our session around `media`, carrying the source's unknown lines and media-neutral
+/// attributes. Session-level `b=` is not carried: `b=CT` states the peer's conference total
+/// (RFC 8866 §5.8), not something the SBC's leg promises (and TDR-SIG-12 asks for less).
 fn session(
     leg: &LegMedia,
     source: &SessionDescription,
     media: Vec<MediaDescription>,
 ) -> SessionDescription {
     let mut sd = blank_session(leg, media);
-    sd.bandwidths = source.bandwidths.clone();
     sd.unknown_lines = source.unknown_lines.clone();
     sd.attributes = carried(&source.attributes, None);
     sd
