@@ -14,7 +14,8 @@
 //! ```
 //! Parameters: `leg: <ip> <port> [rtcp=<port>]`, `origin: <sess-id> <ip> [username]` (steps with
 //! the same origin value share one OriginState, so versions carry across steps), `policy:
-//! <names...> [+te] [+cn]` (`*` alone keeps every codec), `trunk-mux: yes|no`, `crypto: <value>`.
+//! <names...> [+te] [+cn]` (`*` alone keeps every codec), `trunk-mux: yes|no`, `crypto: <value>`
+//! (`\r`, `\n` escapes allowed).
 //! Addresses are RFC 5737: Teams media 203.0.113.x, SBC 198.51.100.x, trunk 192.0.2.x.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,7 +73,8 @@ fn load(name: &str) -> Vec<Step> {
                 }
                 None => {
                     let (key, value) = line.split_once(':').expect("key: value");
-                    step.params.insert(key.trim().to_owned(), value.trim().to_owned());
+                    step.params
+                        .insert(key.trim().to_owned(), value.trim().to_owned());
                 }
             }
         } else {
@@ -92,7 +94,10 @@ impl Step {
     }
 
     fn section(&self, name: &str) -> Option<&str> {
-        self.sections.iter().find(|(n, _)| n == name).map(|(_, text)| text.as_str())
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.as_str())
     }
 
     fn sdp(&self, name: &str) -> Option<SessionDescription> {
@@ -111,9 +116,17 @@ impl Step {
         let mut parts = self.param("leg").split_whitespace();
         let address: IpAddr = parts.next().unwrap().parse().unwrap();
         let port = parts.next().unwrap().parse().unwrap();
-        let rtcp_port =
-            parts.next().map(|p| p.strip_prefix("rtcp=").expect("rtcp=<port>").parse().unwrap());
-        LegMedia { address, port, rtcp_port }
+        let rtcp_port = parts.next().map(|p| {
+            p.strip_prefix("rtcp=")
+                .expect("rtcp=<port>")
+                .parse()
+                .unwrap()
+        });
+        LegMedia {
+            address,
+            port,
+            rtcp_port,
+        }
     }
 
     fn policy(&self) -> CodecPolicy {
@@ -127,6 +140,13 @@ impl Step {
             keep_telephone_event: words.contains(&"+te"),
             keep_cn: words.contains(&"+cn"),
         }
+    }
+
+    /// The SBC's a=crypto value; `\r` and `\n` escapes let a file try line injection.
+    fn crypto(&self) -> String {
+        self.param("crypto")
+            .replace("\\r", "\r")
+            .replace("\\n", "\n")
     }
 
     fn trunk_mux(&self) -> bool {
@@ -153,7 +173,9 @@ fn golden(name: &str) {
     let mut origins: HashMap<String, OriginState> = HashMap::new();
     for step in load(name) {
         let origin_key = step.param("origin").to_owned();
-        let origin = origins.entry(origin_key.clone()).or_insert_with(|| new_origin(&origin_key));
+        let origin = origins
+            .entry(origin_key.clone())
+            .or_insert_with(|| new_origin(&origin_key));
         let result = match step.op.as_str() {
             "offer_to_trunk" => offer_to_trunk(
                 &step.required_sdp("teams_offer"),
@@ -166,14 +188,14 @@ fn golden(name: &str) {
                 &step.required_sdp("trunk_answer"),
                 &step.required_sdp("teams_offer"),
                 &step.leg(),
-                step.param("crypto"),
+                &step.crypto(),
                 origin,
             ),
             "offer_to_teams" => offer_to_teams(
                 step.sdp("trunk_offer").as_ref(),
                 &step.leg(),
                 &step.policy(),
-                step.param("crypto"),
+                &step.crypto(),
                 origin,
             ),
             "answer_to_trunk" => answer_to_trunk(
@@ -193,7 +215,11 @@ fn golden(name: &str) {
                     panic!("{at}: output differs\n--- expected\n{expected}--- got\n{printed}");
                 }
                 // What the SBC sends must read back as itself.
-                assert_eq!(SessionDescription::parse(&printed).as_ref(), Ok(&sd), "{at}");
+                assert_eq!(
+                    SessionDescription::parse(&printed).as_ref(),
+                    Ok(&sd),
+                    "{at}"
+                );
             }
             (Err(e), None, Some(expected)) => {
                 assert_eq!(format!("{e:?}"), expected.trim_end(), "{at}");

@@ -363,10 +363,10 @@ fn mixed_ipv4_and_ipv6_media_lines_rfc5118_4_8() {
 
 #[test]
 fn ipv4_mapped_ipv6_address_rfc5118_4_9() {
-    let sd = parse(&format!(
+    let sd = parse(
         "v=0\r\no=- 1 1 IN IP6 ::ffff:192.0.2.128\r\ns=-\r\nc=IN IP6 ::ffff:192.0.2.128\r\nt=0 0\r\n\
-         m=audio 3456 RTP/AVP 0\r\n"
-    ));
+         m=audio 3456 RTP/AVP 0\r\n",
+    );
     let ip = sd.connection.as_ref().unwrap().ip().unwrap();
     assert_eq!(
         ip,
