@@ -100,7 +100,7 @@ pub fn offer_to_trunk(
         leg,
         "RTP/AVP",
         formats,
-        trunk_rtcp(leg, trunk_mux),
+        rtcp_lead(leg, trunk_mux),
         direction,
     );
     Ok(origin.stamp(session(leg, teams_offer, vec![media])))
@@ -201,7 +201,7 @@ pub fn answer_to_trunk(
                 leg,
                 "RTP/AVP",
                 answered.formats.clone(),
-                trunk_rtcp(leg, trunk_mux),
+                rtcp_lead(leg, trunk_mux),
                 said,
             );
             session(leg, teams_answer, vec![media])
@@ -212,7 +212,7 @@ pub fn answer_to_trunk(
             let formats = codecs::answered_formats(answered, offered)?;
             let direction = intersect(offer.effective_direction(offered).reversed(), said);
             // RFC 5761 §5.1.1: the answer may only mux if the offer asked for it.
-            let lead = trunk_rtcp(leg, trunk_mux && offered.rtcp_mux());
+            let lead = rtcp_lead(leg, trunk_mux && offered.rtcp_mux());
             let media = anchored(answered, leg, &offered.proto, formats, lead, direction);
             session(leg, teams_answer, mirror(offer, offer_index, media))
         }
@@ -415,10 +415,6 @@ fn teams_lead(mux: bool, leg: &LegMedia, crypto: &str) -> Vec<Attribute> {
     let mut lead = rtcp_lead(leg, mux);
     lead.push(Attribute::with_value("crypto", crypto));
     lead
-}
-
-fn trunk_rtcp(leg: &LegMedia, mux: bool) -> Vec<Attribute> {
-    rtcp_lead(leg, mux)
 }
 
 fn rtcp_lead(leg: &LegMedia, mux: bool) -> Vec<Attribute> {
