@@ -42,7 +42,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do ss -Hlnu "sport = :25060" | grep -q . && break; sleep 0.1; done
 best=0
-printf "%-8s %-10s %-8s %-8s %-10s\n" rate achieved failed retrans cpu_ms/1k
+printf "%-8s %-10s %-8s %-8s %-10s\n" rate achieved failed retrans cpu_us/req
 for rate in $RATES; do
   n=$((rate * STEP_S))
   t0=$(awk '{print $14+$15}' /proc/$PID/stat)
@@ -53,14 +53,17 @@ for rate in $RATES; do
   rc=$?
   set -e
   t1=$(awk '{print $14+$15}' /proc/$PID/stat)
+  # SIPp's stat CSV, cumulative columns: 5 ElapsedTime(C), 16 SuccessfulCall(C),
+  # 18 FailedCall(C), 58 Retransmissions(C) (the first columns hold tab-separated dates).
   last=$(tail -1 "$OUT/stat-$rate.csv")
+  elapsed=$(echo "$last" | awk -F';' '{print $5}' | awk -F: '{print $1*3600+$2*60+$3}')
+  ok=$(echo "$last" | awk -F';' '{print $16}')
   failed=$(echo "$last" | awk -F';' '{print $18}')
-  retrans=$(echo "$last" | awk -F';' '{print $45}')
-  elapsed=$(echo "$last" | awk -F';' '{print $4}' | awk -F: '{print $1*3600+$2*60+$3}')
-  achieved=$(awk -v n="$n" -v e="$elapsed" 'BEGIN{ if (e>0) printf "%.0f", n/e; else print 0 }')
-  cpu=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)*1000/hz/n*1000}')
+  retrans=$(echo "$last" | awk -F';' '{print $58}')
+  achieved=$(awk -v n="$ok" -v e="$elapsed" 'BEGIN{ if (e>0) printf "%.0f", n/e; else print 0 }')
+  cpu=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)*1000000/hz/n}')
   printf "%-8s %-10s %-8s %-8s %-10s\n" "$rate" "$achieved" "$failed" "$retrans" "$cpu"
-  if [ "$rc" -ne 0 ] || [ "${failed:-1}" != "0" ] || [ "${retrans:-1}" != "0" ]; then break; fi
+  if [ "$rc" -ne 0 ] || [ "${ok:-0}" != "$n" ] || [ "${failed:-1}" != "0" ] || [ "${retrans:-1}" != "0" ]; then break; fi
   best=$rate
 done
 echo "highest rate with no failure: $best OPTIONS/s (results in $OUT)"

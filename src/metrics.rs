@@ -43,6 +43,8 @@ pub const MEDIA_PORTS_IN_USE: &str = "drawbridge_media_ports_in_use";
 pub const SIP_ACL_REJECTS: &str = "drawbridge_sip_acl_rejects_total";
 /// INVITEs for a tenant FQDN that is not configured.
 pub const SIP_UNKNOWN_TENANT: &str = "drawbridge_sip_unknown_tenant_total";
+/// Requests refused with 503 because the transaction table is full.
+pub const SIP_OVERLOAD_REJECTS: &str = "drawbridge_sip_overload_rejects_total";
 /// Responses that match no client transaction.
 pub const SIP_STRAY_RESPONSES: &str = "drawbridge_sip_stray_responses_total";
 
@@ -152,6 +154,11 @@ pub fn describe() {
         SIP_UNKNOWN_TENANT,
         Unit::Count,
         "INVITEs refused with 404 for an unknown tenant FQDN"
+    );
+    describe_counter!(
+        SIP_OVERLOAD_REJECTS,
+        Unit::Count,
+        "Requests refused with 503 because sip.max_transactions was reached"
     );
     describe_counter!(
         SIP_STRAY_RESPONSES,

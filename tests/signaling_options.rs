@@ -110,6 +110,20 @@ async fn options_over_udp_tcp_and_tls_get_200_tdr_opt_06() {
             ],
         );
         assert!(n >= 5.0, "{transport}: {n} OPTIONS counted in\n{m}");
+        let answered = metric(
+            &m,
+            "drawbridge_sip_messages_total",
+            &[
+                ("direction", "out"),
+                ("transport", transport),
+                ("method", "OPTIONS"),
+                ("status_class", "2xx"),
+            ],
+        );
+        assert!(
+            answered >= 5.0,
+            "{transport}: {answered} 200 OK to OPTIONS counted out"
+        );
     }
     let ok = metric(
         &m,

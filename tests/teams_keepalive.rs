@@ -119,5 +119,15 @@ async fn proxy_gets_options_with_fqdn_contact_and_its_gauge_follows_it_tdr_opt_0
         &[("proxy", PROXY)],
     );
     assert!(rtt >= 2.0, "OPTIONS round trips not recorded: {rtt}");
+    let m = d.metrics();
+    let pings_ok = metric(
+        &m,
+        "drawbridge_sip_transactions_total",
+        &[("kind", "non_invite_client"), ("outcome", "2xx")],
+    );
+    assert!(
+        pings_ok >= 2.0,
+        "answered pings not counted as transactions: {pings_ok}"
+    );
     d.stop().await;
 }

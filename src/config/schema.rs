@@ -94,6 +94,8 @@ pub struct SipSection {
     /// A TCP/TLS connection with no traffic for this long is closed.
     pub idle_timeout_s: u64,
     pub max_connections: usize,
+    /// Live SIP transactions at most; past it new requests get 503 (bounded memory).
+    pub max_transactions: usize,
     pub connect_timeout_ms: u64,
     /// RFC 3261 timer values (Kamailio tm defaults).
     pub t1_ms: u64,
@@ -120,6 +122,7 @@ impl Default for SipSection {
             max_message_bytes: 64 * 1024,
             idle_timeout_s: 600,
             max_connections: 4096,
+            max_transactions: 200_000,
             connect_timeout_ms: 3_000,
             t1_ms: 500,
             t2_ms: 4_000,

@@ -226,6 +226,12 @@ fn sip(c: &Config, out: &mut Vec<Issue>) {
         };
         out.push(Issue::new(vec![Key("sip"), Key(key)], e.to_string()));
     }
+    if s.max_transactions == 0 {
+        out.push(Issue::new(
+            vec![Key("sip"), Key("max_transactions")],
+            "must be greater than 0",
+        ));
+    }
     if s.max_connections == 0 {
         out.push(Issue::new(
             vec![Key("sip"), Key("max_connections")],

@@ -46,6 +46,7 @@ pub(super) struct Counters {
     acl: Vec<Counter>,
     unknown_tenant: Counter,
     stray: Counter,
+    overload: Counter,
     txn: Vec<Counter>,
 }
 
@@ -98,6 +99,7 @@ impl Counters {
             acl,
             unknown_tenant: metrics::counter!(crate::metrics::SIP_UNKNOWN_TENANT),
             stray: metrics::counter!(crate::metrics::SIP_STRAY_RESPONSES),
+            overload: metrics::counter!(crate::metrics::SIP_OVERLOAD_REJECTS),
         }
     }
 
@@ -162,6 +164,10 @@ impl Counters {
         if let Some(c) = self.txn.get(k * TX_OUTCOMES.len() + o) {
             c.increment(1);
         }
+    }
+
+    pub(super) fn overload(&self) {
+        self.overload.increment(1);
     }
 
     pub(super) fn stray_response(&self) {

@@ -89,9 +89,32 @@ impl Endpoint {
             }
             return;
         }
+        // RFC 3261 §8.2.7: OPTIONS outside a dialog is answered by a stateless UAS, as
+        // Kamailio's sl_send_reply does. Keepalives are most of the traffic, and a UDP server
+        // transaction would be held 32 s (Timer J) for each: a flood would fill memory. A
+        // retransmission gets the same answer again, with the same To tag derived from it.
+        if req.method == Method::Options && !has_to_tag(&req) {
+            let tag = stateless_tag(&req);
+            let mut rsp = Response::for_request(&req, 200, "OK", Some(&tag));
+            capabilities(&mut rsp);
+            self.respond_stateless(&reply_to, rsp).await;
+            return;
+        }
         let Some(key) = server_key(&req) else {
             return;
         };
+        // Bounded state: past the cap new requests are refused rather than queued (TDR-INV-13:
+        // 503 lets Teams try another SBC). ACKs and CANCELs still reach what exists.
+        if self.txns.len() >= self.config.sip.max_transactions
+            && !matches!(req.method, Method::Ack | Method::Cancel)
+        {
+            self.counters.overload();
+            let tag = token(&mut self.rng, 10);
+            let mut rsp = Response::for_request(&req, 503, "Service Unavailable", Some(&tag));
+            rsp.headers.push("Retry-After", "5");
+            self.respond_stateless(&reply_to, rsp).await;
+            return;
+        }
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
         match self.txns.on_request(
@@ -126,7 +149,7 @@ impl Endpoint {
             // TDR-OPT-06: answer OPTIONS with 200 and our capabilities (TDR-HDR-03).
             Method::Options => {
                 let mut rsp = Response::for_request(req, 200, "OK", Some(&to_tag));
-                self.capabilities(&mut rsp);
+                capabilities(&mut rsp);
                 rsp
             }
             Method::Cancel => match self.txns.find_cancel_target(key) {
@@ -175,19 +198,13 @@ impl Endpoint {
         rsp
     }
 
-    fn capabilities(&self, rsp: &mut Response) {
-        rsp.headers.push("Allow", policy::ALLOW);
-        rsp.headers.push("Accept", policy::ACCEPT);
-        rsp.headers.push("Supported", policy::SUPPORTED);
-        rsp.headers.push("Server", self.config.sbc.product.clone());
-    }
-
     fn server_respond(
         &mut self,
         id: crate::sip::transaction::TxId,
-        rsp: Response,
+        mut rsp: Response,
         now: std::time::Instant,
     ) {
+        rsp.headers.push("Server", self.config.sbc.product.clone());
         let status = rsp.status;
         if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq())
         {
@@ -252,6 +269,29 @@ impl Endpoint {
             .iter()
             .find(|t| t.allow.iter().any(|net| net.contains(&ip)))
     }
+}
+
+/// What we can do, as OPTIONS answers say (TDR-OPT-06, TDR-HDR-03, TDR-XFR-01).
+fn capabilities(rsp: &mut Response) {
+    rsp.headers.push("Allow", policy::ALLOW);
+    rsp.headers.push("Accept", policy::ACCEPT);
+    rsp.headers.push("Supported", policy::SUPPORTED);
+}
+
+fn has_to_tag(req: &Request) -> bool {
+    req.headers.to().ok().is_some_and(|t| t.tag().is_some())
+}
+
+/// A To tag that a retransmission of the same request gets again (RFC 3261 §8.2.6.2 wants
+/// the same tag on every response to one request). `DefaultHasher::new()` has fixed keys.
+fn stateless_tag(req: &Request) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.headers.call_id().ok().hash(&mut h);
+    req.headers.get("Via").hash(&mut h);
+    req.headers.get("From").hash(&mut h);
+    req.headers.get("CSeq").hash(&mut h);
+    format!("sl{:016x}", h.finish())
 }
 
 /// RFC 3261 §18.2.1: note where the request really came from in the top Via (`received` when

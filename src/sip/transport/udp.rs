@@ -76,7 +76,22 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<UdpSocket, TransportError> {
         addr,
         source,
     };
-    let std = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
-    std.set_nonblocking(true).map_err(bind_error)?;
-    UdpSocket::from_std(std).map_err(bind_error)
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(bind_error)?;
+    // The default receive buffer (~208 KB) overflows on bursts of a few hundred requests
+    // while the task is between reads, and those requests are lost to the kernel (visible as
+    // drops in /proc/net/udp, then as retransmissions). The kernel caps the size at
+    // net.core.rmem_max; a smaller grant is not an error.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket.bind(&addr.into()).map_err(bind_error)?;
+    socket.set_nonblocking(true).map_err(bind_error)?;
+    UdpSocket::from_std(socket.into()).map_err(bind_error)
 }
+
+/// Socket buffer asked for on SIP UDP listeners.
+const UDP_BUFFER_BYTES: usize = 4 << 20;
