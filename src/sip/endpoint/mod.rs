@@ -23,7 +23,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::dns::SipResolver;
 use crate::sip::transaction::{Output, Transactions, TxId};
-use crate::sip::transport::{Incoming, Target, Transports};
+use crate::sip::transport::{Incoming, Target, TransportKind, Transports};
 use crate::teams::keepalive::Pinger;
 
 /// What a transaction's output is for.
@@ -207,9 +207,22 @@ impl Endpoint {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
         }
-        if let Err(e) = self.transports.send(&dest, bytes).await {
-            tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+        if dest.transport == TransportKind::Udp {
+            if let Err(e) = self.transports.send(&dest, bytes).await {
+                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+            }
+            return;
         }
+        // On a stream the request's connection may be gone, and the transport then opens a
+        // new one (RFC 3261 §18.2.2), which can take up to the connect timeout: that must not
+        // stall every other message. The endpoint sends at most one response per request
+        // today, so nothing can overtake anything on one connection.
+        let transports = self.transports.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transports.send(&dest, bytes).await {
+                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+            }
+        });
     }
 
     fn on_feedback(&mut self, fb: Feedback) {
