@@ -9,7 +9,7 @@ use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
 use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
-use crate::sip::validate::{ValidationPolicy, validate_request, validate_response};
+use crate::sip::validate::{validate_request, validate_response};
 
 impl Endpoint {
     pub(super) async fn on_incoming(&mut self, inc: Incoming) {
@@ -68,12 +68,7 @@ impl Endpoint {
             return;
         }
         stamp_received(&mut req, inc.source);
-        let policy = ValidationPolicy {
-            allowed_methods: policy::allowed_methods(),
-            supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
-            accepted_body_types: policy::ACCEPTED_BODIES.to_vec(),
-        };
-        if let Err(rej) = validate_request(&req, &policy) {
+        if let Err(rej) = validate_request(&req, &self.policy) {
             // RFC 3261 §17.2.3: ACK is never answered.
             if req.method != Method::Ack {
                 let mut rsp = Response::for_request(

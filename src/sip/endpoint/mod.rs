@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::dns::SipResolver;
 use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Target, TransportKind, Transports};
+use crate::sip::validate::ValidationPolicy;
 use crate::teams::keepalive::Pinger;
 
 /// What a transaction's output is for.
@@ -61,6 +62,8 @@ pub(crate) struct Endpoint {
     txns: Transactions<TxContext>,
     pinger: Pinger,
     counters: counters::Counters,
+    /// What requests must satisfy; built once, read for every request.
+    policy: ValidationPolicy,
     rng: StdRng,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
@@ -78,6 +81,11 @@ impl Endpoint {
             resolver,
             pinger,
             counters: counters::Counters::new(),
+            policy: ValidationPolicy {
+                allowed_methods: policy::allowed_methods(),
+                supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
+                accepted_body_types: policy::ACCEPTED_BODIES.to_vec(),
+            },
             rng: StdRng::from_os_rng(),
             feedback_tx,
             feedback_rx,
