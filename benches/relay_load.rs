@@ -300,7 +300,10 @@ fn run_traffic(
             }
         }
         // Sleep until the next packet is due (or data arrives).
-        let next_due = epoch + spacing * (due_index.min(u32::MAX as u64) as u32);
+        // Packet `due_index` goes out once `now / spacing` exceeds it, i.e. at
+        // (due_index + 1) * spacing: waiting for `due_index * spacing`, already past,
+        // made the generator spin and take a core from the relay.
+        let next_due = epoch + spacing * ((due_index + 1).min(u32::MAX as u64) as u32);
         let wait = if drain_until.is_some() {
             Duration::from_millis(5)
         } else {
