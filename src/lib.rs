@@ -12,6 +12,7 @@ pub mod config;
 pub mod dns;
 pub mod media;
 pub mod metrics;
+pub mod routing;
 pub mod sdp;
 mod server;
 pub mod sip;

@@ -162,3 +162,45 @@ async fn client_certificate_from_another_ca_is_refused() {
     .await;
     d.stop().await;
 }
+
+/// Sends one request over an accepted Teams connection and returns the answer's first line.
+async fn teams_request(d: &Daemon, certs: &Certs, request: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(d.addrs.teams_tls)
+        .await
+        .unwrap();
+    let name = ServerName::try_from("sbc.example.test").unwrap();
+    let connector = client(certs, Some(identity_from(certs, "teams.crt", "teams.key")));
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn invite(host: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:+15550100@{host};user=phone SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:+15550199@sip.pstnhub.microsoft.com;user=phone>;tag=t1\r\nTo: <sip:+15550100@{host};user=phone>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:sip.pstnhub.microsoft.com:5061;transport=tls>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_for_an_unknown_tenant_fqdn_gets_404_tdr_inv_09() {
+    let certs = Certs::new("sbc.example.test");
+    let teams = teams_section("sip3.pstnhub.microsoft.com", "127.0.0.1:9", 60, 1000);
+    let d = Daemon::start(&lab_config(&certs, &teams)).await;
+    let unknown = teams_request(&d, &certs, &invite("nobody.sbc.example.test", "ten-1")).await;
+    assert_eq!(unknown, "SIP/2.0 404 Not Found - unknown tenant");
+    // A configured tenant is not refused as unknown (calls themselves come with the B2BUA).
+    let known = teams_request(&d, &certs, &invite("CUSTOMER1.sbc.example.test", "ten-2")).await;
+    assert!(!known.starts_with("SIP/2.0 404"), "{known}");
+    let m = d.metrics();
+    assert!(
+        metric(&m, "drawbridge_sip_unknown_tenant_total", &[]) >= 1.0,
+        "unknown tenant not counted"
+    );
+    d.stop().await;
+}

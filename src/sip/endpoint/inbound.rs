@@ -62,7 +62,7 @@ impl Endpoint {
             .message(Direction::In, inc.transport, &req.method, None);
         // The trunk side is not authenticated by TLS: only configured sources may talk to us.
         // Others get no answer at all, which tells a scanner nothing.
-        if inc.side == Side::Trunk && self.trunk_for(inc.source.ip()).is_none() {
+        if inc.side == Side::Trunk && self.routes.trunk_by_source(inc.source.ip()).is_none() {
             self.counters.acl_reject(inc.transport);
             tracing::debug!(peer = %inc.source, method = %req.method, "request from a source no trunk allows: dropped");
             return;
@@ -170,13 +170,8 @@ impl Endpoint {
     /// the answer that makes Teams try another SBC (TDR-INV-13).
     fn initial_invite(&mut self, req: &Request, inc: &Incoming, to_tag: &str) -> Response {
         if inc.side == Side::Teams {
-            let host = req.uri.host.to_string().to_ascii_lowercase();
-            if !self
-                .config
-                .tenants
-                .iter()
-                .any(|t| t.fqdn.eq_ignore_ascii_case(&host))
-            {
+            let host = req.uri.host.to_string();
+            if self.routes.tenant_by_fqdn(&host).is_none() {
                 self.counters.unknown_tenant();
                 tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
                 return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
@@ -256,13 +251,6 @@ impl Endpoint {
             self.counters.stray_response();
             tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
         }
-    }
-
-    fn trunk_for(&self, ip: std::net::IpAddr) -> Option<&crate::config::TrunkConfig> {
-        self.config
-            .trunks
-            .iter()
-            .find(|t| t.allow.iter().any(|net| net.contains(&ip)))
     }
 }
 

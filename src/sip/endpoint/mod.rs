@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::config::Config;
 use crate::dns::SipResolver;
+use crate::routing::Routes;
 use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Target, TransportKind, Transports};
 use crate::sip::validate::ValidationPolicy;
@@ -62,6 +63,8 @@ pub(crate) struct Endpoint {
     txns: Transactions<TxContext>,
     pinger: Pinger,
     counters: counters::Counters,
+    /// Tenant FQDN ⇄ trunk and the trunk-side ACL, built once from the config.
+    routes: Routes,
     /// What requests must satisfy; built once, read for every request.
     policy: ValidationPolicy,
     rng: StdRng,
@@ -74,6 +77,7 @@ impl Endpoint {
         let now = clock::now();
         let pinger = keepalive::pinger_for(&config, now);
         let (feedback_tx, feedback_rx) = mpsc::channel(1024);
+        let routes = Routes::new(&config);
         Endpoint {
             txns: Transactions::new(config.sip.timer_config()),
             config,
@@ -81,6 +85,7 @@ impl Endpoint {
             resolver,
             pinger,
             counters: counters::Counters::new(),
+            routes,
             policy: ValidationPolicy {
                 allowed_methods: policy::allowed_methods(),
                 supported_option_tags: policy::SUPPORTED_TAGS.to_vec(),
