@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::shell::{MachineState, Shell};
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Output, StatusClass};
 
@@ -21,14 +22,16 @@ pub enum InviteClientState {
 /// The client side of an INVITE transaction (sending an INVITE, §17.1.1).
 #[derive(Debug)]
 pub struct InviteClient {
-    state: InviteClientState,
+    shell: Shell<InviteClientState>,
     request: Bytes,
     ack: Option<Bytes>,
     reliable: bool,
     config: TimerConfig,
     timer_a_interval: Duration,
-    timers: TimerTable,
-    outputs: VecDeque<Output>,
+}
+
+impl MachineState for InviteClientState {
+    const TERMINATED: Self = InviteClientState::Terminated;
 }
 
 impl InviteClient {
@@ -42,14 +45,16 @@ impl InviteClient {
         }
         timers.set(Timer::B, now + t.transaction_timeout());
         InviteClient {
-            state: InviteClientState::Calling,
-            request: request.clone(),
+            shell: Shell::new(
+                InviteClientState::Calling,
+                timers,
+                VecDeque::from([Output::Transmit(request.clone())]),
+            ),
+            request,
             ack: None,
             reliable,
             config: *t,
             timer_a_interval: t.t1(),
-            timers,
-            outputs: VecDeque::from([Output::Transmit(request)]),
         }
     }
 
@@ -59,21 +64,22 @@ impl InviteClient {
             return;
         };
         use InviteClientState as S;
-        match (self.state, class) {
+        match (self.shell.state, class) {
             (S::Calling | S::Proceeding, StatusClass::Provisional) => {
                 // §17.1.1.2: in Proceeding the request is no longer retransmitted, and timer B
                 // only guards Calling. How long to ring is the TU's call (it sends CANCEL).
-                self.timers.stop_all();
-                self.state = S::Proceeding;
-                self.outputs.push_back(Output::Deliver { status });
+                self.shell.timers.stop_all();
+                self.shell.state = S::Proceeding;
+                self.shell.outputs.push_back(Output::Deliver { status });
             }
             (S::Calling | S::Proceeding, StatusClass::Success) => {
-                self.outputs.push_back(Output::Deliver { status });
-                self.timers.stop_all();
+                self.shell.outputs.push_back(Output::Deliver { status });
+                self.shell.timers.stop_all();
                 if self.config.rfc6026_accepted {
                     // RFC 6026 §8.4: stay to pass retransmitted and forked 2xx to the TU.
-                    self.state = S::Accepted;
-                    self.timers
+                    self.shell.state = S::Accepted;
+                    self.shell
+                        .timers
                         .set(Timer::M, now + self.config.transaction_timeout());
                 } else {
                     self.terminate();
@@ -81,22 +87,23 @@ impl InviteClient {
             }
             (S::Calling | S::Proceeding, StatusClass::Failure) => {
                 // §17.1.1.3: the transaction ACKs a non-2xx final; the TU builds the ACK.
-                self.outputs.push_back(Output::Deliver { status });
-                self.outputs.push_back(Output::NeedAck { status });
-                self.timers.stop_all();
-                self.state = S::Completed;
-                self.timers
+                self.shell.outputs.push_back(Output::Deliver { status });
+                self.shell.outputs.push_back(Output::NeedAck { status });
+                self.shell.timers.stop_all();
+                self.shell.state = S::Completed;
+                self.shell
+                    .timers
                     .set(Timer::D, now + self.config.timer_d(self.reliable));
             }
             (S::Completed, StatusClass::Failure) => {
                 // §17.1.1.2: a retransmitted final means our ACK was lost; resend, don't deliver.
                 if let Some(ack) = &self.ack {
-                    self.outputs.push_back(Output::Transmit(ack.clone()));
+                    self.shell.outputs.push_back(Output::Transmit(ack.clone()));
                 }
             }
             (S::Accepted, StatusClass::Success) => {
                 // RFC 6026 §8.4: every 2xx goes to the TU, which ACKs it per dialog.
-                self.outputs.push_back(Output::Deliver { status });
+                self.shell.outputs.push_back(Output::Deliver { status });
             }
             // Provisionals after a final and 2xx after a non-2xx are absorbed (Figure 5).
             _ => {}
@@ -106,23 +113,23 @@ impl InviteClient {
     /// Hands over the ACK the TU built after `Output::NeedAck`. It is sent now and again for
     /// every retransmitted final while in Completed. Ignored in any other state.
     pub fn set_ack(&mut self, ack: Bytes) {
-        if self.state == InviteClientState::Completed {
-            self.outputs.push_back(Output::Transmit(ack.clone()));
+        if self.shell.state == InviteClientState::Completed {
+            self.shell.outputs.push_back(Output::Transmit(ack.clone()));
             self.ack = Some(ack);
         }
     }
 
     /// §9.1: a CANCEL may be sent only once a provisional response has arrived and no final yet.
     pub fn cancel_allowed(&self) -> bool {
-        self.state == InviteClientState::Proceeding
+        self.shell.state == InviteClientState::Proceeding
     }
 
     /// The owner failed to send the INVITE or the ACK (§17.1.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         use InviteClientState as S;
         // Accepted sends nothing of its own: a failed ACK for a 2xx is the TU's business.
-        if matches!(self.state, S::Calling | S::Proceeding | S::Completed) {
-            self.outputs.push_back(Output::TransportError);
+        if matches!(self.shell.state, S::Calling | S::Proceeding | S::Completed) {
+            self.shell.outputs.push_back(Output::TransportError);
             self.terminate();
         }
     }
@@ -130,20 +137,21 @@ impl InviteClient {
     /// Fires every timer due at `now`; a call before any deadline does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for _ in 0..Timer::COUNT {
-            let Some(timer) = self.timers.take_expired(now) else {
+            let Some(timer) = self.shell.timers.take_expired(now) else {
                 return;
             };
             match timer {
                 Timer::A => {
                     // §17.1.1.2: the interval doubles after each transmission, with no T2 cap
                     // (that cap is for non-INVITE requests and INVITE finals); B ends it.
-                    self.outputs
+                    self.shell
+                        .outputs
                         .push_back(Output::Transmit(self.request.clone()));
                     self.timer_a_interval = self.timer_a_interval.saturating_mul(2);
-                    self.timers.set(Timer::A, now + self.timer_a_interval);
+                    self.shell.timers.set(Timer::A, now + self.timer_a_interval);
                 }
                 Timer::B => {
-                    self.outputs.push_back(Output::Timeout);
+                    self.shell.outputs.push_back(Output::Timeout);
                     self.terminate();
                 }
                 Timer::D | Timer::M => self.terminate(),
@@ -153,34 +161,32 @@ impl InviteClient {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.shell.poll_output()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        self.shell.poll_timeout()
     }
 
     /// When `timer` will fire, if it is running.
     pub fn timer_deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
+        self.shell.timer_deadline(timer)
     }
 
     pub fn state(&self) -> InviteClientState {
-        self.state
+        self.shell.state
     }
 
     pub fn is_terminated(&self) -> bool {
-        self.state == InviteClientState::Terminated
+        self.shell.is_terminated()
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        !self.outputs.is_empty()
+        self.shell.has_output()
     }
 
     fn terminate(&mut self) {
-        self.timers.stop_all();
-        self.state = InviteClientState::Terminated;
-        self.outputs.push_back(Output::Terminated);
+        self.shell.terminate();
     }
 }
 

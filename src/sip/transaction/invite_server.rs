@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::shell::{MachineState, Shell};
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Output, StatusClass, TxError};
 
@@ -42,26 +43,30 @@ pub enum AckRouting {
 /// The server side of an INVITE transaction (receiving an INVITE, §17.2.1).
 #[derive(Debug)]
 pub struct InviteServer {
-    state: InviteServerState,
+    shell: Shell<InviteServerState>,
     last_response: Option<Bytes>,
     reliable: bool,
     config: TimerConfig,
     timer_g_interval: Duration,
-    timers: TimerTable,
-    outputs: VecDeque<Output>,
+}
+
+impl MachineState for InviteServerState {
+    const TERMINATED: Self = InviteServerState::Terminated;
 }
 
 impl InviteServer {
     /// Creates the transaction in Proceeding; the TU has been handed the INVITE.
     pub fn start(reliable: bool, t: &TimerConfig, _now: Instant) -> Self {
         InviteServer {
-            state: InviteServerState::Proceeding,
+            shell: Shell::new(
+                InviteServerState::Proceeding,
+                TimerTable::default(),
+                VecDeque::new(),
+            ),
             last_response: None,
             reliable,
             config: *t,
             timer_g_interval: t.t1(),
-            timers: TimerTable::default(),
-            outputs: VecDeque::new(),
         }
     }
 
@@ -71,13 +76,14 @@ impl InviteServer {
     pub fn respond(&mut self, status: u16, response: Bytes, now: Instant) -> Result<(), TxError> {
         let class = StatusClass::of(status)?;
         use InviteServerState as S;
-        match (self.state, class) {
+        match (self.shell.state, class) {
             (S::Proceeding, StatusClass::Provisional) => self.send(response),
             (S::Proceeding, StatusClass::Success) => {
                 self.send(response);
                 if self.config.rfc6026_accepted {
-                    self.state = S::Accepted;
-                    self.timers
+                    self.shell.state = S::Accepted;
+                    self.shell
+                        .timers
                         .set(Timer::L, now + self.config.transaction_timeout());
                 } else {
                     // RFC 3261 §17.2.1: the 2xx ends the transaction; the TU retransmits it.
@@ -86,19 +92,20 @@ impl InviteServer {
             }
             (S::Proceeding, StatusClass::Failure) => {
                 self.send(response);
-                self.state = S::Completed;
+                self.shell.state = S::Completed;
                 // §17.2.1: G retransmits the final over unreliable transports; H bounds the wait
                 // for the ACK on all of them.
                 if !self.reliable {
-                    self.timers.set(Timer::G, now + self.timer_g_interval);
+                    self.shell.timers.set(Timer::G, now + self.timer_g_interval);
                 }
-                self.timers
+                self.shell
+                    .timers
                     .set(Timer::H, now + self.config.transaction_timeout());
             }
             // RFC 6026 §8.7: 2xx retransmissions from the TU pass to the transport; the
             // transaction never generates them itself.
             (S::Accepted, StatusClass::Success) => {
-                self.outputs.push_back(Output::Transmit(response));
+                self.shell.outputs.push_back(Output::Transmit(response));
             }
             (state, _) => {
                 return Err(TxError::ResponseNotAllowed {
@@ -114,23 +121,26 @@ impl InviteServer {
     /// (§17.2.1); in Accepted (RFC 6026) and Confirmed it is absorbed silently.
     pub fn handle_request_retransmission(&mut self, _now: Instant) {
         if matches!(
-            self.state,
+            self.shell.state,
             InviteServerState::Proceeding | InviteServerState::Completed
         ) && let Some(response) = &self.last_response
         {
-            self.outputs.push_back(Output::Transmit(response.clone()));
+            self.shell
+                .outputs
+                .push_back(Output::Transmit(response.clone()));
         }
     }
 
     /// An ACK matched this transaction.
     pub fn handle_ack(&mut self, now: Instant) -> AckRouting {
-        match self.state {
+        match self.shell.state {
             InviteServerState::Completed => {
                 // §17.2.1: stop retransmitting the final; linger for timer I to absorb ACK
                 // retransmissions.
-                self.timers.stop_all();
-                self.state = InviteServerState::Confirmed;
-                self.timers
+                self.shell.timers.stop_all();
+                self.shell.state = InviteServerState::Confirmed;
+                self.shell
+                    .timers
                     .set(Timer::I, now + self.config.timer_i(self.reliable));
                 AckRouting::Absorbed
             }
@@ -142,13 +152,13 @@ impl InviteServer {
 
     /// The owner failed to send a response (§17.2.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
-        match self.state {
+        match self.shell.state {
             InviteServerState::Terminated => {}
             // RFC 6026: a failed 2xx send is reported, but the transaction stays to keep
             // absorbing INVITE retransmissions until timer L.
-            InviteServerState::Accepted => self.outputs.push_back(Output::TransportError),
+            InviteServerState::Accepted => self.shell.outputs.push_back(Output::TransportError),
             _ => {
-                self.outputs.push_back(Output::TransportError);
+                self.shell.outputs.push_back(Output::TransportError);
                 self.terminate();
             }
         }
@@ -157,23 +167,25 @@ impl InviteServer {
     /// Fires every timer due at `now`; a call before any deadline does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for _ in 0..Timer::COUNT {
-            let Some(timer) = self.timers.take_expired(now) else {
+            let Some(timer) = self.shell.timers.take_expired(now) else {
                 return;
             };
             match timer {
                 Timer::G => {
                     // §17.2.1: resend the final, doubling the interval up to T2.
                     if let Some(response) = &self.last_response {
-                        self.outputs.push_back(Output::Transmit(response.clone()));
+                        self.shell
+                            .outputs
+                            .push_back(Output::Transmit(response.clone()));
                     }
                     self.timer_g_interval = self
                         .timer_g_interval
                         .saturating_mul(2)
                         .min(self.config.t2());
-                    self.timers.set(Timer::G, now + self.timer_g_interval);
+                    self.shell.timers.set(Timer::G, now + self.timer_g_interval);
                 }
                 Timer::H => {
-                    self.outputs.push_back(Output::AckTimeout);
+                    self.shell.outputs.push_back(Output::AckTimeout);
                     self.terminate();
                 }
                 Timer::I | Timer::L => self.terminate(),
@@ -183,39 +195,39 @@ impl InviteServer {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.shell.poll_output()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        self.shell.poll_timeout()
     }
 
     /// When `timer` will fire, if it is running.
     pub fn timer_deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
+        self.shell.timer_deadline(timer)
     }
 
     pub fn state(&self) -> InviteServerState {
-        self.state
+        self.shell.state
     }
 
     pub fn is_terminated(&self) -> bool {
-        self.state == InviteServerState::Terminated
+        self.shell.is_terminated()
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        !self.outputs.is_empty()
+        self.shell.has_output()
     }
 
     fn send(&mut self, response: Bytes) {
-        self.outputs.push_back(Output::Transmit(response.clone()));
+        self.shell
+            .outputs
+            .push_back(Output::Transmit(response.clone()));
         self.last_response = Some(response);
     }
 
     fn terminate(&mut self) {
-        self.timers.stop_all();
-        self.state = InviteServerState::Terminated;
-        self.outputs.push_back(Output::Terminated);
+        self.shell.terminate();
     }
 }
 

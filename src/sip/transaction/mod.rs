@@ -34,6 +34,7 @@ mod invite_server;
 mod key;
 mod non_invite_client;
 mod non_invite_server;
+mod shell;
 mod table;
 mod timer;
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::shell::{MachineState, Shell};
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Output, StatusClass};
 
@@ -19,13 +20,15 @@ pub enum NonInviteClientState {
 /// The client side of a non-INVITE transaction (BYE, CANCEL, OPTIONS, ... §17.1.2).
 #[derive(Debug)]
 pub struct NonInviteClient {
-    state: NonInviteClientState,
+    shell: Shell<NonInviteClientState>,
     request: Bytes,
     reliable: bool,
     config: TimerConfig,
     timer_e_interval: Duration,
-    timers: TimerTable,
-    outputs: VecDeque<Output>,
+}
+
+impl MachineState for NonInviteClientState {
+    const TERMINATED: Self = NonInviteClientState::Terminated;
 }
 
 impl NonInviteClient {
@@ -39,13 +42,15 @@ impl NonInviteClient {
         }
         timers.set(Timer::F, now + t.transaction_timeout());
         NonInviteClient {
-            state: NonInviteClientState::Trying,
-            request: request.clone(),
+            shell: Shell::new(
+                NonInviteClientState::Trying,
+                timers,
+                VecDeque::from([Output::Transmit(request.clone())]),
+            ),
+            request,
             reliable,
             config: *t,
             timer_e_interval: t.t1(),
-            timers,
-            outputs: VecDeque::from([Output::Transmit(request)]),
         }
     }
 
@@ -55,18 +60,19 @@ impl NonInviteClient {
             return;
         };
         use NonInviteClientState as S;
-        match (self.state, class) {
+        match (self.shell.state, class) {
             (S::Trying | S::Proceeding, StatusClass::Provisional) => {
                 // Timer E keeps running; from its next firing on it uses T2 (§17.1.2.2).
-                self.state = S::Proceeding;
-                self.outputs.push_back(Output::Deliver { status });
+                self.shell.state = S::Proceeding;
+                self.shell.outputs.push_back(Output::Deliver { status });
             }
             (S::Trying | S::Proceeding, StatusClass::Success | StatusClass::Failure) => {
-                self.outputs.push_back(Output::Deliver { status });
-                self.timers.stop_all();
-                self.state = S::Completed;
+                self.shell.outputs.push_back(Output::Deliver { status });
+                self.shell.timers.stop_all();
+                self.shell.state = S::Completed;
                 // §17.1.2.2: timer K absorbs response retransmissions (zero when reliable).
-                self.timers
+                self.shell
+                    .timers
                     .set(Timer::K, now + self.config.timer_k(self.reliable));
             }
             // Completed absorbs retransmitted finals; late provisionals mean nothing.
@@ -77,8 +83,8 @@ impl NonInviteClient {
     /// The owner failed to send the request (§17.1.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
         use NonInviteClientState as S;
-        if matches!(self.state, S::Trying | S::Proceeding) {
-            self.outputs.push_back(Output::TransportError);
+        if matches!(self.shell.state, S::Trying | S::Proceeding) {
+            self.shell.outputs.push_back(Output::TransportError);
             self.terminate();
         }
     }
@@ -86,26 +92,28 @@ impl NonInviteClient {
     /// Fires every timer due at `now`; a call before any deadline does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for _ in 0..Timer::COUNT {
-            let Some(timer) = self.timers.take_expired(now) else {
+            let Some(timer) = self.shell.timers.take_expired(now) else {
                 return;
             };
             match timer {
                 Timer::E => {
-                    self.outputs
+                    self.shell
+                        .outputs
                         .push_back(Output::Transmit(self.request.clone()));
                     // §17.1.2.2: in Trying the interval doubles up to T2; in Proceeding it is T2,
                     // since the server has shown it is alive and only the final is awaited.
-                    self.timer_e_interval = if self.state == NonInviteClientState::Proceeding {
+                    self.timer_e_interval = if self.shell.state == NonInviteClientState::Proceeding
+                    {
                         self.config.t2()
                     } else {
                         self.timer_e_interval
                             .saturating_mul(2)
                             .min(self.config.t2())
                     };
-                    self.timers.set(Timer::E, now + self.timer_e_interval);
+                    self.shell.timers.set(Timer::E, now + self.timer_e_interval);
                 }
                 Timer::F => {
-                    self.outputs.push_back(Output::Timeout);
+                    self.shell.outputs.push_back(Output::Timeout);
                     self.terminate();
                 }
                 Timer::K => self.terminate(),
@@ -115,34 +123,32 @@ impl NonInviteClient {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.shell.poll_output()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        self.shell.poll_timeout()
     }
 
     /// When `timer` will fire, if it is running.
     pub fn timer_deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
+        self.shell.timer_deadline(timer)
     }
 
     pub fn state(&self) -> NonInviteClientState {
-        self.state
+        self.shell.state
     }
 
     pub fn is_terminated(&self) -> bool {
-        self.state == NonInviteClientState::Terminated
+        self.shell.is_terminated()
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        !self.outputs.is_empty()
+        self.shell.has_output()
     }
 
     fn terminate(&mut self) {
-        self.timers.stop_all();
-        self.state = NonInviteClientState::Terminated;
-        self.outputs.push_back(Output::Terminated);
+        self.shell.terminate();
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::shell::{MachineState, Shell};
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Output, StatusClass, TxError};
 
@@ -30,24 +31,28 @@ impl NonInviteServerState {
 /// The server side of a non-INVITE transaction (§17.2.2).
 #[derive(Debug)]
 pub struct NonInviteServer {
-    state: NonInviteServerState,
+    shell: Shell<NonInviteServerState>,
     last_response: Option<Bytes>,
     reliable: bool,
     config: TimerConfig,
-    timers: TimerTable,
-    outputs: VecDeque<Output>,
+}
+
+impl MachineState for NonInviteServerState {
+    const TERMINATED: Self = NonInviteServerState::Terminated;
 }
 
 impl NonInviteServer {
     /// Creates the transaction in Trying; the TU has been handed the request.
     pub fn start(reliable: bool, t: &TimerConfig, _now: Instant) -> Self {
         NonInviteServer {
-            state: NonInviteServerState::Trying,
+            shell: Shell::new(
+                NonInviteServerState::Trying,
+                TimerTable::default(),
+                VecDeque::new(),
+            ),
             last_response: None,
             reliable,
             config: *t,
-            timers: TimerTable::default(),
-            outputs: VecDeque::new(),
         }
     }
 
@@ -57,16 +62,17 @@ impl NonInviteServer {
     pub fn respond(&mut self, status: u16, response: Bytes, now: Instant) -> Result<(), TxError> {
         let class = StatusClass::of(status)?;
         use NonInviteServerState as S;
-        match (self.state, class) {
+        match (self.shell.state, class) {
             (S::Trying | S::Proceeding, StatusClass::Provisional) => {
                 self.send(response);
-                self.state = S::Proceeding;
+                self.shell.state = S::Proceeding;
             }
             (S::Trying | S::Proceeding, StatusClass::Success | StatusClass::Failure) => {
                 self.send(response);
-                self.state = S::Completed;
+                self.shell.state = S::Completed;
                 // §17.2.2: timer J absorbs request retransmissions (zero when reliable).
-                self.timers
+                self.shell
+                    .timers
                     .set(Timer::J, now + self.config.timer_j(self.reliable));
             }
             (state, _) => {
@@ -83,18 +89,20 @@ impl NonInviteServer {
     /// Completed; in Trying there is none yet and the retransmission is discarded.
     pub fn handle_request_retransmission(&mut self, _now: Instant) {
         if matches!(
-            self.state,
+            self.shell.state,
             NonInviteServerState::Proceeding | NonInviteServerState::Completed
         ) && let Some(response) = &self.last_response
         {
-            self.outputs.push_back(Output::Transmit(response.clone()));
+            self.shell
+                .outputs
+                .push_back(Output::Transmit(response.clone()));
         }
     }
 
     /// The owner failed to send a response (§17.2.4).
     pub fn handle_transport_error(&mut self, _now: Instant) {
-        if self.state != NonInviteServerState::Terminated {
-            self.outputs.push_back(Output::TransportError);
+        if self.shell.state != NonInviteServerState::Terminated {
+            self.shell.outputs.push_back(Output::TransportError);
             self.terminate();
         }
     }
@@ -102,7 +110,7 @@ impl NonInviteServer {
     /// Fires every timer due at `now`; a call before any deadline does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         for _ in 0..Timer::COUNT {
-            let Some(timer) = self.timers.take_expired(now) else {
+            let Some(timer) = self.shell.timers.take_expired(now) else {
                 return;
             };
             if timer == Timer::J {
@@ -112,39 +120,39 @@ impl NonInviteServer {
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.shell.poll_output()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        self.shell.poll_timeout()
     }
 
     /// When `timer` will fire, if it is running.
     pub fn timer_deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
+        self.shell.timer_deadline(timer)
     }
 
     pub fn state(&self) -> NonInviteServerState {
-        self.state
+        self.shell.state
     }
 
     pub fn is_terminated(&self) -> bool {
-        self.state == NonInviteServerState::Terminated
+        self.shell.is_terminated()
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        !self.outputs.is_empty()
+        self.shell.has_output()
     }
 
     fn send(&mut self, response: Bytes) {
-        self.outputs.push_back(Output::Transmit(response.clone()));
+        self.shell
+            .outputs
+            .push_back(Output::Transmit(response.clone()));
         self.last_response = Some(response);
     }
 
     fn terminate(&mut self) {
-        self.timers.stop_all();
-        self.state = NonInviteServerState::Terminated;
-        self.outputs.push_back(Output::Terminated);
+        self.shell.terminate();
     }
 }
 
