@@ -12,10 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use drawbridge::sip::transport::dev_certs::{DevCertPaths, ensure_dev_certs};
 use drawbridge::sip::transport::{
-    HandshakeFailure, Incoming, Side, Target, TlsMaterial, TransportError, TransportKind,
-    TransportSettings, Transports,
+    HandshakeFailure, Side, Target, TlsMaterial, TransportError, TransportKind, TransportSettings,
+    Transports,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -29,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 const BASE: &str = "sbc.example.test";
 const PROXY: &str = "sip.pstnhub.microsoft.com";
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Our CA, server and lab-Teams certificates, plus a second CA whose
 /// "teams" certificate carries the right names but the wrong issuer.
@@ -61,49 +59,34 @@ fn material(peer_names: &[&str]) -> TlsMaterial {
     .unwrap()
 }
 
-struct Sbc {
-    transports: Transports,
-    incoming: mpsc::Receiver<Incoming>,
-    metrics: PrometheusHandle,
-    shutdown: CancellationToken,
+#[path = "support/transport_sbc.rs"]
+mod transport_sbc;
+use transport_sbc::{Sbc, WAIT};
+
+/// The transports with the Teams TLS listener, accepting clients named in `peer_names`.
+fn start_teams(peer_names: &[&str]) -> Sbc {
+    let settings = TransportSettings {
+        teams_tls: Some("127.0.0.1:0".parse().unwrap()),
+        handshake_timeout: Duration::from_secs(5),
+        ..TransportSettings::default()
+    };
+    Sbc::start(settings, Some(material(peer_names)))
 }
 
-impl Drop for Sbc {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// What these tests ask of the harness beyond the shared part.
+trait TeamsSide {
+    fn teams_addr(&self) -> SocketAddr;
+    /// Waits (bounded) until the handshake counter with these labels reaches `want`.
+    async fn handshakes(&self, direction: &str, outcome: &str, reason: &str, want: u64) -> u64;
 }
 
-impl Sbc {
-    fn start(peer_names: &[&str]) -> Self {
-        let settings = TransportSettings {
-            teams_tls: Some("127.0.0.1:0".parse().unwrap()),
-            handshake_timeout: Duration::from_secs(5),
-            ..TransportSettings::default()
-        };
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let metrics = recorder.handle();
-        let shutdown = CancellationToken::new();
-        let (transports, incoming) = metrics::with_local_recorder(&recorder, || {
-            Transports::start(settings, Some(material(peer_names)), shutdown.clone())
-        })
-        .unwrap();
-        Self {
-            transports,
-            incoming,
-            metrics,
-            shutdown,
-        }
-    }
-
+impl TeamsSide for Sbc {
     fn teams_addr(&self) -> SocketAddr {
         self.transports
             .local_addr(TransportKind::Tls, Side::Teams)
             .unwrap()
     }
 
-    /// Waits (bounded) until the handshake counter with these labels reaches
-    /// `want`, and returns it.
     async fn handshakes(&self, direction: &str, outcome: &str, reason: &str, want: u64) -> u64 {
         let labels = [
             ("side", "teams"),
@@ -111,39 +94,9 @@ impl Sbc {
             ("outcome", outcome),
             ("reason", reason),
         ];
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let value = counter(
-                &self.metrics.render(),
-                "drawbridge_tls_handshakes_total",
-                &labels,
-            );
-            if value >= want || tokio::time::Instant::now() > deadline {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn next_incoming(&mut self) -> Incoming {
-        tokio::time::timeout(WAIT, self.incoming.recv())
+        self.counter_reaches("drawbridge_tls_handshakes_total", &labels, want)
             .await
-            .unwrap()
-            .unwrap()
     }
-}
-
-/// The value of one counter series in Prometheus text output (0 if absent).
-fn counter(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .find(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0, |v| v.parse().unwrap())
 }
 
 fn read_certs(path: &PathBuf) -> Vec<CertificateDer<'static>> {
@@ -220,7 +173,7 @@ async fn assert_refused(result: std::io::Result<TlsStream<TcpStream>>) {
 
 #[tokio::test]
 async fn teams_mtls_accepts_proxy_certificate_and_delivers_message_with_peer_name() {
-    let mut sbc = Sbc::start(&[PROXY, "sip2.pstnhub.microsoft.com"]);
+    let mut sbc = start_teams(&[PROXY, "sip2.pstnhub.microsoft.com"]);
     let c = &certs().ours;
     // TDR-MT-05: any tenant FQDN as SNI gets our (wildcard) certificate.
     let mut tls = connect(
@@ -244,7 +197,7 @@ async fn teams_mtls_accepts_proxy_certificate_and_delivers_message_with_peer_nam
 
 #[tokio::test]
 async fn teams_mtls_serves_the_same_certificate_for_any_sni_tdr_mt_05() {
-    let sbc = Sbc::start(&[PROXY]);
+    let sbc = start_teams(&[PROXY]);
     let c = &certs().ours;
     for sni in [format!("t1.{BASE}"), format!("t2.{BASE}"), BASE.to_owned()] {
         let tls = connect(
@@ -261,7 +214,7 @@ async fn teams_mtls_serves_the_same_certificate_for_any_sni_tdr_mt_05() {
 
 #[tokio::test]
 async fn teams_mtls_refuses_client_without_certificate() {
-    let mut sbc = Sbc::start(&[PROXY]);
+    let mut sbc = start_teams(&[PROXY]);
     assert_refused(connect(proxy_client(None), sbc.teams_addr(), BASE).await).await;
     assert_eq!(
         sbc.handshakes("inbound", "failed", "no_certificate", 1)
@@ -275,7 +228,7 @@ async fn teams_mtls_refuses_client_without_certificate() {
 #[tokio::test]
 async fn teams_mtls_refuses_certificate_without_a_configured_peer_name() {
     // The lab certificate chains fine but names sip*.pstnhub.microsoft.com.
-    let mut sbc = Sbc::start(&["sip.pstnhub.gov.teams.microsoft.us"]);
+    let mut sbc = start_teams(&["sip.pstnhub.gov.teams.microsoft.us"]);
     let c = &certs().ours;
     assert_refused(
         connect(
@@ -296,7 +249,7 @@ async fn teams_mtls_refuses_certificate_without_a_configured_peer_name() {
 
 #[tokio::test]
 async fn teams_mtls_refuses_certificate_from_another_ca() {
-    let mut sbc = Sbc::start(&[PROXY]);
+    let mut sbc = start_teams(&[PROXY]);
     let f = &certs().foreign;
     assert_refused(
         connect(
@@ -329,7 +282,7 @@ fn tls12_client(suite: rustls::CipherSuite) -> ClientConfig {
 
 #[tokio::test]
 async fn tdr_sig_02_tls12_client_with_ecdhe_rsa_gcm_suites_is_accepted() {
-    let mut sbc = Sbc::start(&[PROXY]);
+    let mut sbc = start_teams(&[PROXY]);
     for suite in [
         rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -353,7 +306,7 @@ async fn tdr_sig_02_tls12_client_with_ecdhe_rsa_gcm_suites_is_accepted() {
 
 #[tokio::test]
 async fn tdr_sig_02_teams_side_refuses_suites_outside_the_list() {
-    let sbc = Sbc::start(&[PROXY]);
+    let sbc = start_teams(&[PROXY]);
     let suite = rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256;
     assert!(
         connect(tls12_client(suite), sbc.teams_addr(), BASE)
@@ -365,7 +318,7 @@ async fn tdr_sig_02_teams_side_refuses_suites_outside_the_list() {
 
 #[tokio::test]
 async fn send_reuses_the_tls_connection_a_teams_proxy_opened() {
-    let mut sbc = Sbc::start(&[PROXY]);
+    let mut sbc = start_teams(&[PROXY]);
     let c = &certs().ours;
     let mut tls = connect(
         proxy_client(Some((&c.teams_cert, &c.teams_key))),
@@ -454,7 +407,7 @@ async fn lab_proxy_server() -> (SocketAddr, mpsc::Receiver<(Vec<u8>, usize)>) {
 
 #[tokio::test]
 async fn outbound_tls_presents_our_certificate_and_verifies_the_proxy_name() {
-    let sbc = Sbc::start(&[PROXY]);
+    let sbc = start_teams(&[PROXY]);
     let (addr, mut seen) = lab_proxy_server().await;
     let target = Target {
         transport: TransportKind::Tls,
@@ -512,18 +465,7 @@ async fn teams_handshake_that_never_starts_is_dropped_after_the_timeout() {
         handshake_timeout: Duration::from_millis(200),
         ..TransportSettings::default()
     };
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let shutdown = CancellationToken::new();
-    let (transports, incoming) = metrics::with_local_recorder(&recorder, || {
-        Transports::start(settings, Some(material(&[PROXY])), shutdown.clone())
-    })
-    .unwrap();
-    let sbc = Sbc {
-        transports,
-        incoming,
-        metrics: recorder.handle(),
-        shutdown,
-    };
+    let sbc = Sbc::start(settings, Some(material(&[PROXY])));
     // TCP connects, but no ClientHello ever comes.
     let mut tcp = TcpStream::connect(sbc.teams_addr()).await.unwrap();
     let mut buf = [0u8; 16];
@@ -536,7 +478,7 @@ async fn teams_handshake_that_never_starts_is_dropped_after_the_timeout() {
 
 #[tokio::test]
 async fn reloaded_certificate_is_served_to_new_handshakes_tdr_sig_06() {
-    let mut sbc = Sbc::start(&[PROXY]);
+    let mut sbc = start_teams(&[PROXY]);
     let (c, f) = (&certs().ours, &certs().foreign);
     let before = connect(
         proxy_client(Some((&c.teams_cert, &c.teams_key))),

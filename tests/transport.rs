@@ -7,82 +7,43 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use drawbridge::sip::transport::{
-    Incoming, Side, Target, TransportError, TransportKind, TransportSettings, Transports,
+    Side, Target, TransportError, TransportKind, TransportSettings, Transports,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(10);
+#[path = "support/transport_sbc.rs"]
+mod transport_sbc;
+use transport_sbc::{Sbc, WAIT};
 
-struct Sbc {
-    transports: Transports,
-    incoming: mpsc::Receiver<Incoming>,
-    metrics: PrometheusHandle,
-    shutdown: CancellationToken,
+/// The transports with trunk-side UDP and TCP listeners, after `tune` adjusts the settings.
+fn start_trunk(tune: impl FnOnce(&mut TransportSettings)) -> Sbc {
+    let mut settings = TransportSettings {
+        trunk_udp: Some("127.0.0.1:0".parse().unwrap()),
+        trunk_tcp: Some("127.0.0.1:0".parse().unwrap()),
+        ..TransportSettings::default()
+    };
+    tune(&mut settings);
+    Sbc::start(settings, None)
 }
 
-impl Drop for Sbc {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// What these tests ask of the harness beyond the shared part.
+trait TrunkSide {
+    fn addr(&self, kind: TransportKind) -> SocketAddr;
+    /// Waits (bounded) for a transport error counter to reach `want`.
+    async fn errors(&self, transport: &str, reason: &str, want: u64) -> u64;
 }
 
-impl Sbc {
-    fn start(tune: impl FnOnce(&mut TransportSettings)) -> Self {
-        let mut settings = TransportSettings {
-            trunk_udp: Some("127.0.0.1:0".parse().unwrap()),
-            trunk_tcp: Some("127.0.0.1:0".parse().unwrap()),
-            ..TransportSettings::default()
-        };
-        tune(&mut settings);
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let metrics = recorder.handle();
-        let shutdown = CancellationToken::new();
-        let (transports, incoming) = metrics::with_local_recorder(&recorder, || {
-            Transports::start(settings, None, shutdown.clone())
-        })
-        .unwrap();
-        Self {
-            transports,
-            incoming,
-            metrics,
-            shutdown,
-        }
-    }
-
+impl TrunkSide for Sbc {
     fn addr(&self, kind: TransportKind) -> SocketAddr {
         self.transports.local_addr(kind, Side::Trunk).unwrap()
     }
 
-    async fn next_incoming(&mut self) -> Incoming {
-        tokio::time::timeout(WAIT, self.incoming.recv())
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    /// Waits (bounded) for a transport error counter to reach `want`.
     async fn errors(&self, transport: &str, reason: &str, want: u64) -> u64 {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let text = self.metrics.render();
-            let value = text
-                .lines()
-                .filter(|l| l.starts_with("drawbridge_transport_errors_total{"))
-                .find(|l| {
-                    l.contains(&format!("transport=\"{transport}\""))
-                        && l.contains(&format!("reason=\"{reason}\""))
-                })
-                .and_then(|l| l.rsplit(' ').next())
-                .map_or(0, |v| v.parse().unwrap());
-            if value >= want || tokio::time::Instant::now() > deadline {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let labels = [("transport", transport), ("reason", reason)];
+        self.counter_reaches("drawbridge_transport_errors_total", &labels, want)
+            .await
     }
 }
 
@@ -112,7 +73,7 @@ async fn closed_by_peer(tcp: &mut TcpStream) -> bool {
 
 #[tokio::test]
 async fn tcp_two_messages_in_one_write_arrive_as_two() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -133,7 +94,7 @@ async fn tcp_two_messages_in_one_write_arrive_as_two() {
 
 #[tokio::test]
 async fn tcp_message_split_byte_by_byte_arrives_whole() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -149,7 +110,7 @@ async fn tcp_message_split_byte_by_byte_arrives_whole() {
 
 #[tokio::test]
 async fn tcp_double_crlf_ping_is_answered_with_single_crlf_rfc5626() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -171,7 +132,7 @@ async fn tcp_double_crlf_ping_is_answered_with_single_crlf_rfc5626() {
 
 #[tokio::test]
 async fn tcp_oversize_message_closes_the_connection() {
-    let mut sbc = Sbc::start(|s| s.max_message_bytes = 1024);
+    let mut sbc = start_trunk(|s| s.max_message_bytes = 1024);
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -186,7 +147,7 @@ async fn tcp_oversize_message_closes_the_connection() {
 #[tokio::test]
 async fn tcp_idle_connection_is_closed_after_idle_timeout() {
     let idle = Duration::from_millis(300);
-    let sbc = Sbc::start(|s| s.idle_timeout = idle);
+    let sbc = start_trunk(|s| s.idle_timeout = idle);
     let opened = tokio::time::Instant::now();
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
@@ -198,7 +159,7 @@ async fn tcp_idle_connection_is_closed_after_idle_timeout() {
 
 #[tokio::test]
 async fn tcp_connections_above_the_cap_are_refused() {
-    let mut sbc = Sbc::start(|s| s.max_connections = 1);
+    let mut sbc = start_trunk(|s| s.max_connections = 1);
     let mut first = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -219,7 +180,7 @@ async fn tcp_connections_above_the_cap_are_refused() {
 
 #[tokio::test]
 async fn tcp_response_goes_back_on_the_request_connection() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -249,7 +210,7 @@ async fn tcp_response_goes_back_on_the_request_connection() {
 
 #[tokio::test]
 async fn tcp_response_opens_a_new_connection_to_sent_by_when_the_original_is_gone() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let mut tcp = TcpStream::connect(sbc.addr(TransportKind::Tcp))
         .await
         .unwrap();
@@ -310,7 +271,7 @@ async fn tcp_response_opens_a_new_connection_to_sent_by_when_the_original_is_gon
 
 #[tokio::test]
 async fn tcp_connect_failure_is_reported_with_the_address() {
-    let sbc = Sbc::start(|_| {});
+    let sbc = start_trunk(|_| {});
     // A port that was just free: nothing listens there.
     let addr = TcpListener::bind("127.0.0.1:0")
         .await
@@ -337,7 +298,7 @@ async fn tcp_connect_failure_is_reported_with_the_address() {
 
 #[tokio::test]
 async fn udp_datagram_is_delivered_with_its_source() {
-    let mut sbc = Sbc::start(|_| {});
+    let mut sbc = start_trunk(|_| {});
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let message = request("udp", "over udp");
     peer.send_to(&message, sbc.addr(TransportKind::Udp))
@@ -353,7 +314,7 @@ async fn udp_datagram_is_delivered_with_its_source() {
 
 #[tokio::test]
 async fn udp_send_leaves_from_the_listening_port() {
-    let sbc = Sbc::start(|_| {});
+    let sbc = start_trunk(|_| {});
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = Target {
         transport: TransportKind::Udp,
