@@ -134,6 +134,21 @@ async fn options_over_udp_tcp_and_tls_get_200_tdr_opt_06() {
         ok >= 1.0,
         "no successful Teams-side handshake counted:\n{m}"
     );
+    // The unreachable proxy's ping ends as a transport error at once (RFC 3261 §17.1.4), not
+    // after timer F's 32 s.
+    wait_for(
+        "the failed ping counted as a transport error",
+        Duration::from_secs(5),
+        || {
+            let m = d.metrics();
+            let labels = [
+                ("kind", "non_invite_client"),
+                ("outcome", "transport_error"),
+            ];
+            (metric(&m, "drawbridge_sip_transactions_total", &labels) >= 1.0).then_some(())
+        },
+    )
+    .await;
     d.stop().await;
 }
 

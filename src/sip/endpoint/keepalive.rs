@@ -89,12 +89,14 @@ impl Endpoint {
                     None => Feedback::PingSendFailed {
                         target: t,
                         seq,
+                        tx: None,
                         reason: format!("{host}: no address"),
                     },
                 },
                 Err(e) => Feedback::PingSendFailed {
                     target: t,
                     seq,
+                    tx: None,
                     reason: e.to_string(),
                 },
             };

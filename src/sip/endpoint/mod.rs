@@ -44,9 +44,11 @@ enum TxContext {
 /// Results that spawned send tasks report back.
 #[derive(Debug)]
 enum Feedback {
+    /// The ping could not be resolved (`tx` None: no transaction yet) or sent (`tx` Some).
     PingSendFailed {
         target: usize,
         seq: u64,
+        tx: Option<TxId>,
         reason: String,
     },
     PingResolved {
@@ -161,6 +163,7 @@ impl Endpoint {
                                 .send(Feedback::PingSendFailed {
                                     target,
                                     seq,
+                                    tx: Some(id),
                                     reason,
                                 })
                                 .await;
@@ -243,10 +246,17 @@ impl Endpoint {
             Feedback::PingSendFailed {
                 target,
                 seq,
+                tx,
                 reason,
             } => {
+                // The pinger first, so the log names the real cause.
                 if let Some(tr) = self.pinger.on_transport_failure(target, seq, reason) {
                     keepalive::report_transition(&self.config, &self.pinger, &tr);
+                }
+                // RFC 3261 §17.1.4: a transport failure ends the client transaction now,
+                // rather than after timer F, and it is counted as what it was.
+                if let Some(id) = tx {
+                    let _ = self.txns.handle_transport_error(id, clock::now());
                 }
             }
             Feedback::PingResolved { target, seq, dest } => {
