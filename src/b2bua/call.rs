@@ -6,10 +6,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::Dest;
 use super::dialog::Dialog;
 use super::media::{CallMedia, SdpSide};
 use super::timer::SessionTimer;
-use super::Dest;
 use crate::sdp::SessionDescription;
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
@@ -204,7 +204,11 @@ impl Call {
 
     /// The leg of a side.
     pub(crate) fn leg_on(&self, side: Side) -> LegId {
-        if self.a.side == side { LegId::A } else { LegId::B }
+        if self.a.side == side {
+            LegId::A
+        } else {
+            LegId::B
+        }
     }
 
     pub(crate) fn is_invite_pending(&self) -> bool {

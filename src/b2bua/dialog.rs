@@ -83,7 +83,12 @@ impl Dialog {
     /// Contact) and the route set (its Record-Route, reversed). A 2xx after an early dialog
     /// with another tag (forking) moves the dialog to the 2xx's tag.
     pub(crate) fn update_from_response(&mut self, rsp: &Response) {
-        if let Some(tag) = rsp.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)) {
+        if let Some(tag) = rsp
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+        {
             self.remote_tag = Some(tag);
         }
         if let Some(c) = rsp
@@ -119,7 +124,8 @@ impl Dialog {
         for r in &self.route_set {
             req.headers.push("Route", r.clone());
         }
-        req.headers.push("From", with_tag(&self.local, Some(&self.local_tag)));
+        req.headers
+            .push("From", with_tag(&self.local, Some(&self.local_tag)));
         req.headers
             .push("To", with_tag(&self.remote, self.remote_tag.as_deref()));
         req.headers.push("Call-ID", self.call_id.clone());
@@ -195,8 +201,14 @@ mod tests {
         let bye = d.request(Method::Bye);
         assert_eq!(bye.uri.to_string(), "sip:10.0.0.1:5061;transport=tls");
         let s = String::from_utf8(bye.to_bytes().to_vec()).unwrap();
-        assert!(s.contains("From: <sip:+15550100@customer1.sbc.example.test>;tag=sbc1\r\n"), "{s}");
-        assert!(s.contains("To: \"Alice\" <sip:+15550199@pstnhub.example.test>;tag=ms1\r\n"), "{s}");
+        assert!(
+            s.contains("From: <sip:+15550100@customer1.sbc.example.test>;tag=sbc1\r\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("To: \"Alice\" <sip:+15550199@pstnhub.example.test>;tag=ms1\r\n"),
+            "{s}"
+        );
         assert!(s.contains("CSeq: 1 BYE\r\n"), "{s}");
         let routes: Vec<_> = bye.headers.values("Route").collect();
         assert_eq!(routes[0].as_ref(), b"<sip:p1.example.test;lr>");

@@ -19,10 +19,18 @@ use crate::sip::transport::Side;
 impl B2bua {
     /// A request with a To tag. `tx` is its server transaction (None for ACK). Returns false
     /// when no call has this dialog; the endpoint then answers 481.
-    pub(crate) fn on_dialog_request(&mut self, tx: Option<TxId>, req: Request, now: Instant) -> bool {
+    pub(crate) fn on_dialog_request(
+        &mut self,
+        tx: Option<TxId>,
+        req: Request,
+        now: Instant,
+    ) -> bool {
         let (Ok(call_id), Some(to_tag)) = (
             req.headers.call_id(),
-            req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)),
+            req.headers
+                .to()
+                .ok()
+                .and_then(|t| t.tag().map(str::to_owned)),
         ) else {
             return false;
         };
@@ -116,7 +124,8 @@ impl B2bua {
             SdpBody::Sdp(sd) => Some(sd),
             SdpBody::None => None,
             SdpBody::Invalid => {
-                let rsp = Response::for_request(&req, 400, "Bad Request - SDP does not parse", None);
+                let rsp =
+                    Response::for_request(&req, 400, "Bad Request - SDP does not parse", None);
                 return self.respond(tx, rsp);
             }
         };
@@ -131,12 +140,18 @@ impl B2bua {
                 t.refreshed(now);
             }
             let mut rsp = Response::for_request(&req, 200, "OK", None);
-            rsp.headers.push("Contact", call.leg(leg).dialog.contact.clone());
+            rsp.headers
+                .push("Contact", call.leg(leg).dialog.contact.clone());
             rsp.headers.push("Allow", ALLOW);
             rsp.headers.push("Supported", "timer");
-            if let timer::UasTimer::Use { interval, we_refresh } = timer::uas_timer(&req.headers) {
+            if let timer::UasTimer::Use {
+                interval,
+                we_refresh,
+            } = timer::uas_timer(&req.headers)
+            {
                 timer::stamp_2xx(&mut rsp, &req.headers, interval, we_refresh);
-                call.leg_mut(leg).session_timer = Some(timer::uas_session_timer(interval, we_refresh, now));
+                call.leg_mut(leg).session_timer =
+                    Some(timer::uas_session_timer(interval, we_refresh, now));
             }
             let last = match call.leg(leg).side {
                 Side::Teams => call.media.last_to_teams.clone(),
@@ -159,7 +174,8 @@ impl B2bua {
             Err(e) => {
                 let status = e.status();
                 tracing::info!(call = key, error = %e, "re-INVITE offer refused");
-                let rsp = Response::for_request(&req, status, &super::setup::reason_for(status), None);
+                let rsp =
+                    Response::for_request(&req, status, &super::setup::reason_for(status), None);
                 return self.respond(tx, rsp);
             }
         };

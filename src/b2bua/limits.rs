@@ -182,7 +182,10 @@ mod tests {
         let mut l = limits(2, 0, 0);
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
         assert!(l.admit("T1.example.test", "cc1", now).is_ok());
-        assert_eq!(l.admit("t1.example.test", "cc1", now), Err(Refusal::TenantBusy));
+        assert_eq!(
+            l.admit("t1.example.test", "cc1", now),
+            Err(Refusal::TenantBusy)
+        );
         l.release("t1.example.test");
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
     }
@@ -193,7 +196,10 @@ mod tests {
         let mut l = limits(100, 2, 0);
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
-        assert_eq!(l.admit("t1.example.test", "cc1", now), Err(Refusal::TenantRate));
+        assert_eq!(
+            l.admit("t1.example.test", "cc1", now),
+            Err(Refusal::TenantRate)
+        );
         let later = now + Duration::from_millis(600);
         assert!(l.admit("t1.example.test", "cc1", later).is_ok());
     }
@@ -204,7 +210,13 @@ mod tests {
         let mut l = limits(1, 0, 1);
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
         l.release("t1.example.test");
-        assert_eq!(l.admit("t1.example.test", "cc1", now), Err(Refusal::TrunkRate));
-        assert!(l.admit("t1.example.test", "cc1", now + Duration::from_secs(1)).is_ok());
+        assert_eq!(
+            l.admit("t1.example.test", "cc1", now),
+            Err(Refusal::TrunkRate)
+        );
+        assert!(
+            l.admit("t1.example.test", "cc1", now + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 }

@@ -23,8 +23,8 @@ mod teardown;
 mod timer;
 mod upstream;
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,8 +40,8 @@ use crate::sip::message::{Request, Response};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::{ConnId, Side, Target, TransportKind};
 
-pub(crate) use call::{CallKey, LegId, Purpose};
 use call::Call;
+pub(crate) use call::{CallKey, LegId, Purpose};
 
 /// Where the request came from, as the transports saw it.
 #[derive(Debug, Clone)]
@@ -207,7 +207,11 @@ impl B2bua {
     /// Media plane news: a silent stream ends the call (its other side is gone too).
     pub(crate) fn on_media_event(&mut self, ev: MediaEvent, now: Instant) {
         match ev {
-            MediaEvent::Timeout { id, leg, silent_for } => {
+            MediaEvent::Timeout {
+                id,
+                leg,
+                silent_for,
+            } => {
                 let key = id;
                 if let Some(call) = self.calls.get(&key)
                     && call.is_confirmed()
@@ -278,3 +282,6 @@ impl B2bua {
 fn is_session_method(m: &Method) -> bool {
     matches!(m, Method::Invite | Method::Update)
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,10 +18,21 @@ impl Records {
     }
 
     pub(crate) fn answered(&self, tenant: &str, direction: CallDirection, setup: Duration) {
-        tracing::debug!(tenant, direction = direction.label(), setup_ms = setup.as_millis() as u64, "call answered");
+        tracing::debug!(
+            tenant,
+            direction = direction.label(),
+            setup_ms = setup.as_millis() as u64,
+            "call answered"
+        );
     }
 
-    pub(crate) fn ended(&self, call: &Call, end: End, _now: Instant, _stats: Option<tokio::sync::oneshot::Receiver<SessionStats>>) {
+    pub(crate) fn ended(
+        &self,
+        call: &Call,
+        end: End,
+        _now: Instant,
+        _stats: Option<tokio::sync::oneshot::Receiver<SessionStats>>,
+    ) {
         tracing::info!(call = call.key, tenant = %call.tenant, reason = end.reason, by = end.by.label(), status = ?call.final_status, "call ended");
     }
 }

@@ -8,7 +8,14 @@ use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
 
 impl B2bua {
-    pub(super) fn on_refer(&mut self, _key: CallKey, _leg: LegId, tx: TxId, req: Request, _now: Instant) {
+    pub(super) fn on_refer(
+        &mut self,
+        _key: CallKey,
+        _leg: LegId,
+        tx: TxId,
+        req: Request,
+        _now: Instant,
+    ) {
         self.reject(tx, &req, 501, "Not Implemented");
     }
 }

@@ -21,7 +21,8 @@ use crate::sip::transaction::TxId;
 use crate::sip::transport::{Side, Target, TransportKind};
 
 /// Methods we handle, for Allow (TDR-HDR-03, TDR-XFR-01).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, PRACK, UPDATE";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, PRACK, UPDATE";
 const SUPPORTED: &str = "timer";
 
 /// Where leg B goes: the tenant's trunk, or the Teams proxies.
@@ -45,21 +46,27 @@ impl B2bua {
         let a_timer = timer::uas_timer(&req.headers);
         if a_timer == UasTimer::TooSmall {
             let tag = self.token(10);
-            let mut rsp = Response::for_request(&req, 422, "Session Interval Too Small", Some(&tag));
+            let mut rsp =
+                Response::for_request(&req, 422, "Session Interval Too Small", Some(&tag));
             rsp.headers.push("Min-SE", timer::MIN_SE.to_string());
             return self.respond(tx, rsp);
         }
         let offer = match sdp_of(&req.headers, &req.body) {
             SdpBody::Sdp(sd) => Some(sd),
             SdpBody::None => None,
-            SdpBody::Invalid => return self.reject(tx, &req, 400, "Bad Request - SDP does not parse"),
+            SdpBody::Invalid => {
+                return self.reject(tx, &req, 400, "Bad Request - SDP does not parse");
+            }
         };
         if offer.is_none() && src.side == Side::Teams {
             // TDR-INV-05 concerns our INVITEs; Teams always offers. Without one we could not
             // keep the Teams leg SRTP (TDR-MED-01).
             return self.reject(tx, &req, 488, "Not Acceptable Here - SRTP offer required");
         }
-        if let Err(refusal) = self.limits.admit(&route.tenant.fqdn, &route.trunk.name, now) {
+        if let Err(refusal) = self
+            .limits
+            .admit(&route.tenant.fqdn, &route.trunk.name, now)
+        {
             tracing::info!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, why = refusal.label(), "call refused: limit");
             let tag = self.token(10);
             let mut rsp = Response::for_request(&req, 503, refusal.reason(), Some(&tag));
@@ -111,7 +118,11 @@ impl B2bua {
                 let tenant = tenants
                     .iter()
                     .find(|t| t.fqdn.eq_ignore_ascii_case(&host))
-                    .or(if tenants.len() == 1 { tenants.first() } else { None })
+                    .or(if tenants.len() == 1 {
+                        tenants.first()
+                    } else {
+                        None
+                    })
                     .ok_or((404, "Not Found - no tenant for this trunk and host"))?;
                 Ok(Route {
                     tenant: (*tenant).clone(),
@@ -164,8 +175,14 @@ impl B2bua {
 
         let from_user = req.headers.from().ok().and_then(|f| f.uri.user.clone());
         let to_user = req.uri.user.clone();
-        let (b_invite, b_leg, dest, proxies_left) =
-            self.build_b_invite(&route, &req, b_side, from_user.as_deref(), to_user.as_deref(), &b_offer);
+        let (b_invite, b_leg, dest, proxies_left) = self.build_b_invite(
+            &route,
+            &req,
+            b_side,
+            from_user.as_deref(),
+            to_user.as_deref(),
+            &b_offer,
+        );
         let Some(dest) = dest else {
             let _ = self.media.destroy_session(key);
             return Err(fail(503, "Service Unavailable - no Teams proxy".into()));
@@ -223,8 +240,14 @@ impl B2bua {
         if call.b.side == Side::Teams {
             call.failover_at = Some(now + self.failover_timeout());
         }
-        let a_dlg = (call.a.dialog.call_id.clone(), call.a.dialog.local_tag.clone());
-        let b_dlg = (call.b.dialog.call_id.clone(), call.b.dialog.local_tag.clone());
+        let a_dlg = (
+            call.a.dialog.call_id.clone(),
+            call.a.dialog.local_tag.clone(),
+        );
+        let b_dlg = (
+            call.b.dialog.call_id.clone(),
+            call.b.dialog.local_tag.clone(),
+        );
         let via = call.b.via.clone();
         tracing::info!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.label(), "call started");
         self.calls.insert(key, call);
@@ -249,7 +272,13 @@ impl B2bua {
 
     /// Our Contact on leg A: the tenant FQDN toward Teams (TDR-INV-03), our trunk address
     /// toward the trunk.
-    fn contact_for(&self, side: Side, route: &Route, req: &Request, transport: TransportKind) -> String {
+    fn contact_for(
+        &self,
+        side: Side,
+        route: &Route,
+        req: &Request,
+        transport: TransportKind,
+    ) -> String {
         let user = req.uri.user.clone().unwrap_or_default();
         match side {
             Side::Teams => teams_contact(&user, &route.tenant.fqdn, self.local.teams_port),
@@ -322,10 +351,22 @@ impl B2bua {
                     let remote = NameAddr::new(target.clone());
                     let contact = trunk_contact(&from_user, &our_host, our_port, transport);
                     let via = format!("SIP/2.0/{transport} {our_host}:{our_port}");
-                    let default_port = if transport == TransportKind::Tls { 5061 } else { 5060 };
+                    let default_port = if transport == TransportKind::Tls {
+                        5061
+                    } else {
+                        5060
+                    };
                     let dest = match &host {
-                        Host::V4(ip) => Some(ip_dest(IpAddr::V4(*ip), port.unwrap_or(default_port), transport)),
-                        Host::V6(ip) => Some(ip_dest(IpAddr::V6(*ip), port.unwrap_or(default_port), transport)),
+                        Host::V4(ip) => Some(ip_dest(
+                            IpAddr::V4(*ip),
+                            port.unwrap_or(default_port),
+                            transport,
+                        )),
+                        Host::V6(ip) => Some(ip_dest(
+                            IpAddr::V6(*ip),
+                            port.unwrap_or(default_port),
+                            transport,
+                        )),
                         Host::Domain(name) if !name.is_empty() => Some(Dest::Lookup {
                             side: Side::Trunk,
                             transport,
@@ -339,7 +380,17 @@ impl B2bua {
                         Some(Dest::Target(t)) => t.clone(),
                         _ => unresolved(Side::Trunk, transport),
                     };
-                    (target, local, remote, contact, via, transport, dest, VecDeque::new(), fallback)
+                    (
+                        target,
+                        local,
+                        remote,
+                        contact,
+                        via,
+                        transport,
+                        dest,
+                        VecDeque::new(),
+                        fallback,
+                    )
                 }
                 Side::Teams => {
                     let mut order: VecDeque<usize> = (0..self.config.teams.proxies.len())
@@ -351,9 +402,8 @@ impl B2bua {
                     }
                     let first = order.pop_front();
                     let proxy = first.and_then(|i| self.config.teams.proxies.get(i));
-                    let (phost, pport) = proxy
-                        .map(|p| (p.host.clone(), p.port))
-                        .unwrap_or_default();
+                    let (phost, pport) =
+                        proxy.map(|p| (p.host.clone(), p.port)).unwrap_or_default();
                     // TDR-INV-01: +E.164 at the proxy, user=phone.
                     let mut target = sip_uri(&to_user, &phost, Some(pport));
                     target.params.push(("user".into(), Some("phone".into())));
@@ -374,7 +424,17 @@ impl B2bua {
                         Some(Dest::Target(t)) => t.clone(),
                         _ => unresolved(Side::Teams, TransportKind::Tls),
                     };
-                    (target, local, remote, contact, via, TransportKind::Tls, dest, order, fallback)
+                    (
+                        target,
+                        local,
+                        remote,
+                        contact,
+                        via,
+                        TransportKind::Tls,
+                        dest,
+                        order,
+                        fallback,
+                    )
                 }
             };
         let dialog = Dialog::as_uac(call_id, tag, local, remote, target, contact);
@@ -383,10 +443,12 @@ impl B2bua {
         req.headers.set("Max-Forwards", max_forwards(a_req));
         req.headers.push("Allow", ALLOW);
         req.headers.push("Supported", SUPPORTED);
-        req.headers.push("User-Agent", self.config.sbc.product.clone());
+        req.headers
+            .push("User-Agent", self.config.sbc.product.clone());
         if b_side == Side::Teams {
             // TDR-HDR-01.
-            req.headers.push("X-MS-SBC", self.config.sbc.product.clone());
+            req.headers
+                .push("X-MS-SBC", self.config.sbc.product.clone());
         }
         carry_identity(a_req, &mut req);
         req.headers.push("Content-Type", "application/sdp");
@@ -526,4 +588,3 @@ fn unresolved(side: Side, transport: TransportKind) -> Target {
         side,
     }
 }
-

@@ -45,31 +45,67 @@ pub(crate) struct End {
 
 impl End {
     pub(crate) fn bye(side: Side) -> End {
-        End { reason: "bye", by: EndedBy::side(side), gone: Some(side) }
+        End {
+            reason: "bye",
+            by: EndedBy::side(side),
+            gone: Some(side),
+        }
     }
     pub(crate) fn cancel(side: Side) -> End {
-        End { reason: "cancel", by: EndedBy::side(side), gone: Some(side) }
+        End {
+            reason: "cancel",
+            by: EndedBy::side(side),
+            gone: Some(side),
+        }
     }
     pub(crate) fn rejected(by: EndedBy) -> End {
-        End { reason: "rejected", by, gone: None }
+        End {
+            reason: "rejected",
+            by,
+            gone: None,
+        }
     }
     pub(crate) fn media_timeout() -> End {
-        End { reason: "media-timeout", by: EndedBy::Sbc, gone: None }
+        End {
+            reason: "media-timeout",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
     }
     pub(crate) fn shutdown() -> End {
-        End { reason: "shutdown", by: EndedBy::Sbc, gone: None }
+        End {
+            reason: "shutdown",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
     }
     pub(crate) fn no_ack() -> End {
-        End { reason: "no-ack", by: EndedBy::Sbc, gone: None }
+        End {
+            reason: "no-ack",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
     }
     pub(crate) fn session_expired(_leg: LegId) -> End {
-        End { reason: "session-expired", by: EndedBy::Sbc, gone: None }
+        End {
+            reason: "session-expired",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
     }
     pub(crate) fn dialog_gone(_leg: LegId) -> End {
-        End { reason: "dialog-gone", by: EndedBy::Sbc, gone: None }
+        End {
+            reason: "dialog-gone",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
     }
     pub(crate) fn transferred() -> End {
-        End { reason: "transferred", by: EndedBy::Teams, gone: None }
+        End {
+            reason: "transferred",
+            by: EndedBy::Teams,
+            gone: None,
+        }
     }
 }
 
@@ -111,7 +147,12 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let rsp = Response::for_request(&call.a_invite, status, reason, Some(&call.a.dialog.local_tag));
+        let rsp = Response::for_request(
+            &call.a_invite,
+            status,
+            reason,
+            Some(&call.a.dialog.local_tag),
+        );
         let tx = call.a_invite_tx;
         call.final_status = Some(status);
         let ringing = matches!(call.state, State::Calling | State::Early);
@@ -145,7 +186,12 @@ impl B2bua {
         if !call.is_invite_pending() {
             return;
         }
-        let rsp = Response::for_request(&call.a_invite, 487, "Request Terminated", Some(&call.a.dialog.local_tag));
+        let rsp = Response::for_request(
+            &call.a_invite,
+            487,
+            "Request Terminated",
+            Some(&call.a.dialog.local_tag),
+        );
         let tx = call.a_invite_tx;
         let a_side = call.a.side;
         call.final_status = Some(487);
@@ -205,8 +251,16 @@ impl B2bua {
             })
             .unwrap_or(l.transport);
         // The Teams side is TLS only (TDR-SIG-01), whatever a Contact says.
-        let transport = if l.side == Side::Teams { TransportKind::Tls } else { transport };
-        let default_port = if transport == TransportKind::Tls { 5061 } else { 5060 };
+        let transport = if l.side == Side::Teams {
+            TransportKind::Tls
+        } else {
+            transport
+        };
+        let default_port = if transport == TransportKind::Tls {
+            5061
+        } else {
+            5060
+        };
         let ip = match &uri.host {
             Host::V4(a) => Some(std::net::IpAddr::V4(*a)),
             Host::V6(a) => Some(std::net::IpAddr::V6(*a)),
@@ -261,10 +315,14 @@ impl B2bua {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
-        self.dialogs
-            .remove(&(call.a.dialog.call_id.clone(), call.a.dialog.local_tag.clone()));
-        self.dialogs
-            .remove(&(call.b.dialog.call_id.clone(), call.b.dialog.local_tag.clone()));
+        self.dialogs.remove(&(
+            call.a.dialog.call_id.clone(),
+            call.a.dialog.local_tag.clone(),
+        ));
+        self.dialogs.remove(&(
+            call.b.dialog.call_id.clone(),
+            call.b.dialog.local_tag.clone(),
+        ));
         self.invites.remove(&call.a_invite_tx);
         if call.ended.is_none() {
             // A call dropped without finish() (stuck in Cancelling past its guard) still

@@ -81,10 +81,17 @@ pub(crate) fn uas_timer(req_headers: &Headers) -> UasTimer {
 
 /// Adds our side of the negotiation to a 2xx (§9): Require: timer when the UAC supports it,
 /// so it knows to refresh.
-pub(crate) fn stamp_2xx(rsp: &mut Response, req_headers: &Headers, interval: u32, we_refresh: bool) {
+pub(crate) fn stamp_2xx(
+    rsp: &mut Response,
+    req_headers: &Headers,
+    interval: u32,
+    we_refresh: bool,
+) {
     let refresher = if we_refresh { "uas" } else { "uac" };
-    rsp.headers
-        .push("Session-Expires", format!("{interval};refresher={refresher}"));
+    rsp.headers.push(
+        "Session-Expires",
+        format!("{interval};refresher={refresher}"),
+    );
     let supports = req_headers
         .option_tags("Supported")
         .iter()

@@ -69,7 +69,11 @@ impl B2bua {
         status: u16,
         now: Instant,
     ) {
-        let reason = if status == 408 { "Request Timeout" } else { "Service Unavailable" };
+        let reason = if status == 408 {
+            "Request Timeout"
+        } else {
+            "Service Unavailable"
+        };
         let rsp = Response::new(status, reason);
         match purpose {
             Purpose::Invite => {
@@ -99,7 +103,9 @@ impl B2bua {
             Purpose::Invite if call.b_invite_tx.is_none() => {
                 self.invite_final_failure(key, 503, "Service Unavailable", true, now);
             }
-            Purpose::Offer | Purpose::Relay if call.pending.as_ref().is_some_and(|p| p.from == leg.other()) => {
+            Purpose::Offer | Purpose::Relay
+                if call.pending.as_ref().is_some_and(|p| p.from == leg.other()) =>
+            {
                 call.media.abandon_offer();
                 if let Some(p) = call.pending.take() {
                     let rsp = Response::for_request(&p.request, 503, "Service Unavailable", None);
@@ -118,7 +124,11 @@ impl B2bua {
         if call.b_invite_tx != Some(tx) {
             // An INVITE to a proxy we already gave up on. A 2xx from it would be a second
             // call; it is left to time out on the far side (documented gap).
-            tracing::debug!(call = key, status = rsp.status, "answer from an abandoned proxy ignored");
+            tracing::debug!(
+                call = key,
+                status = rsp.status,
+                "answer from an abandoned proxy ignored"
+            );
             return;
         }
         match rsp.status {
@@ -197,7 +207,11 @@ impl B2bua {
         };
         if let Some((ack, dest)) = call.b.last_ack.clone() {
             let via = call.b.via.clone();
-            self.actions.push_back(Action::Ack { request: ack, via, dest });
+            self.actions.push_back(Action::Ack {
+                request: ack,
+                via,
+                dest,
+            });
             return;
         }
         call.b.last_ack = Some((ack.clone(), ack_dest.clone()));
@@ -222,7 +236,13 @@ impl B2bua {
                         tracing::warn!(call = key, error = %e, "answer not usable: ending the call");
                         let status = e.status();
                         self.send_bye(key, LegId::B);
-                        self.fail_a(key, status, &super::setup::reason_for(status), EndedBy::Sbc, now);
+                        self.fail_a(
+                            key,
+                            status,
+                            &super::setup::reason_for(status),
+                            EndedBy::Sbc,
+                            now,
+                        );
                         return;
                     }
                 }
@@ -230,11 +250,20 @@ impl B2bua {
             // The answer came in a reliable 18x already (RFC 3262 §5).
             _ => call.early_answer.clone(),
         };
-        let mut out = Response::for_request(&call.a_invite, rsp.status, &rsp.reason, Some(&call.a.dialog.local_tag));
+        let mut out = Response::for_request(
+            &call.a_invite,
+            rsp.status,
+            &rsp.reason,
+            Some(&call.a.dialog.local_tag),
+        );
         out.headers.push("Contact", call.a.dialog.contact.clone());
         out.headers.push("Allow", ALLOW);
         out.headers.push("Supported", "timer");
-        if let timer::UasTimer::Use { interval, we_refresh } = timer::uas_timer(&call.a_invite.headers) {
+        if let timer::UasTimer::Use {
+            interval,
+            we_refresh,
+        } = timer::uas_timer(&call.a_invite.headers)
+        {
             timer::stamp_2xx(&mut out, &call.a_invite.headers, interval, we_refresh);
             call.a.session_timer = Some(timer::uas_session_timer(interval, we_refresh, now));
         }
@@ -293,7 +322,11 @@ impl B2bua {
         } else {
             (status, reason)
         };
-        let ended_by = if no_response { EndedBy::Sbc } else { EndedBy::side(call.b.side) };
+        let ended_by = if no_response {
+            EndedBy::Sbc
+        } else {
+            EndedBy::side(call.b.side)
+        };
         self.fail_a(key, status, reason, ended_by, now);
     }
 
@@ -381,7 +414,14 @@ impl B2bua {
     }
 
     /// The other leg answered the request we relayed for a pending re-INVITE/UPDATE/INFO.
-    fn pending_response(&mut self, key: CallKey, leg: LegId, tx: TxId, rsp: Response, now: Instant) {
+    fn pending_response(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        tx: TxId,
+        rsp: Response,
+        now: Instant,
+    ) {
         let plane = self.media.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -400,7 +440,8 @@ impl B2bua {
         let mut out = Response::for_request(&pending.request, rsp.status, &rsp.reason, None);
         if (200..300).contains(&rsp.status) {
             if matches!(method, Method::Invite | Method::Update) {
-                out.headers.push("Contact", call.leg(from).dialog.contact.clone());
+                out.headers
+                    .push("Contact", call.leg(from).dialog.contact.clone());
                 out.headers.push("Allow", ALLOW);
                 if let Some(t) = call.leg(from).session_timer {
                     let we = t.we_refresh;
@@ -409,7 +450,10 @@ impl B2bua {
                 match sdp_of(&rsp.headers, &rsp.body) {
                     SdpBody::Sdp(sd) => {
                         call.leg_mut(leg).remote_origin = Some(super::call::origin_of(&sd));
-                        match call.media.answer(&plane, call.leg(leg).sdp_side(), &sd, true) {
+                        match call
+                            .media
+                            .answer(&plane, call.leg(leg).sdp_side(), &sd, true)
+                        {
                             Ok(answer) => {
                                 out.headers.push("Content-Type", "application/sdp");
                                 out.body = Bytes::from(answer.to_string());
@@ -417,7 +461,12 @@ impl B2bua {
                             Err(e) => {
                                 tracing::info!(call = key, error = %e, "re-INVITE answer not usable");
                                 call.media.abandon_offer();
-                                out = Response::for_request(&pending.request, e.status(), &super::setup::reason_for(e.status()), None);
+                                out = Response::for_request(
+                                    &pending.request,
+                                    e.status(),
+                                    &super::setup::reason_for(e.status()),
+                                    None,
+                                );
                             }
                         }
                     }
@@ -433,12 +482,18 @@ impl B2bua {
             call.media.abandon_offer();
         }
         // Our re-INVITE's 2xx needs our ACK.
-        if (200..300).contains(&rsp.status) && rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite) {
+        if (200..300).contains(&rsp.status)
+            && rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite)
+        {
             let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
             let ack = call.leg(leg).dialog.ack(cseq);
             let via = call.leg(leg).via.clone();
             let dest = self.next_hop(key, leg);
-            self.actions.push_back(Action::Ack { request: ack, via, dest });
+            self.actions.push_back(Action::Ack {
+                request: ack,
+                via,
+                dest,
+            });
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -465,7 +520,11 @@ impl B2bua {
                 let ack = call.leg(leg).dialog.ack(cseq);
                 let via = call.leg(leg).via.clone();
                 let dest = self.next_hop(key, leg);
-                self.actions.push_back(Action::Ack { request: ack, via, dest });
+                self.actions.push_back(Action::Ack {
+                    request: ack,
+                    via,
+                    dest,
+                });
             }
             if let Some(call) = self.calls.get_mut(&key)
                 && let Some(t) = call.leg_mut(leg).session_timer.as_mut()
@@ -538,7 +597,11 @@ impl B2bua {
                 }
                 self.send_refresh(key, leg);
             } else if !t.we_refresh {
-                tracing::info!(call = key, ?leg, "session timer expired (RFC 4028): ending the call");
+                tracing::info!(
+                    call = key,
+                    ?leg,
+                    "session timer expired (RFC 4028): ending the call"
+                );
                 return self.end_call(key, End::session_expired(leg), now);
             }
         }
@@ -586,7 +649,12 @@ impl B2bua {
 
 /// A 18x from leg B as leg A sees it: our tag and Contact, its status and reason.
 fn provisional_for_a(call: &Call, rsp: &Response) -> Response {
-    let mut out = Response::for_request(&call.a_invite, rsp.status, &rsp.reason, Some(&call.a.dialog.local_tag));
+    let mut out = Response::for_request(
+        &call.a_invite,
+        rsp.status,
+        &rsp.reason,
+        Some(&call.a.dialog.local_tag),
+    );
     out.headers.push("Contact", call.a.dialog.contact.clone());
     out.headers.push("Allow", ALLOW);
     out

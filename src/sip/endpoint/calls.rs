@@ -44,7 +44,9 @@ impl Endpoint {
                     via,
                     dest,
                 } => match dest {
-                    Dest::Target(t) => self.start_call_request(call, leg, purpose, request, &via, t),
+                    Dest::Target(t) => {
+                        self.start_call_request(call, leg, purpose, request, &via, t)
+                    }
                     Dest::Lookup { .. } => self.resolve_then(
                         dest,
                         Action::Request {
@@ -112,7 +114,9 @@ impl Endpoint {
                     None
                 }
             };
-            let _ = feedback.send(Feedback::CallResolved { action, target }).await;
+            let _ = feedback
+                .send(Feedback::CallResolved { action, target })
+                .await;
         });
     }
 
@@ -130,7 +134,12 @@ impl Endpoint {
                 Some(t),
             ) => self.start_call_request(call, leg, purpose, request, &via, t),
             (Action::Ack { request, via, .. }, Some(t)) => self.send_ack(request, &via, t),
-            (Action::Request { call, leg, purpose, .. }, None) => {
+            (
+                Action::Request {
+                    call, leg, purpose, ..
+                },
+                None,
+            ) => {
                 // No address: as a transport failure (§8.1.3.1: treated as 503).
                 self.b2bua
                     .on_request_unroutable(call, leg, purpose, clock::now());
@@ -207,12 +216,7 @@ impl Endpoint {
         let seq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
         cancel.headers.push("CSeq", format!("{seq} CANCEL"));
         cancel.headers.push("Max-Forwards", "70");
-        let Some(branch) = invite
-            .headers
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch.clone())
-        else {
+        let Some(branch) = invite.headers.top_via().ok().and_then(|v| v.branch.clone()) else {
             return;
         };
         let key = TransactionKey::client(&branch, &Method::Cancel);
@@ -226,9 +230,9 @@ impl Endpoint {
             response: None,
             ..ctx
         }));
-        if let Err(e) = self
-            .txns
-            .start_client(key, &Method::Cancel, bytes, reliable, cctx, clock::now())
+        if let Err(e) =
+            self.txns
+                .start_client(key, &Method::Cancel, bytes, reliable, cctx, clock::now())
         {
             tracing::debug!(error = %e, "CANCEL not sent");
         }
@@ -258,9 +262,14 @@ impl Endpoint {
                 }
             }
             Output::Timeout | Output::TransportError => {
-                let status = if matches!(out, Output::Timeout) { 408 } else { 503 };
+                let status = if matches!(out, Output::Timeout) {
+                    408
+                } else {
+                    503
+                };
                 if let Some(purpose) = purpose {
-                    self.b2bua.on_request_failed(call, leg, purpose, id, status, now);
+                    self.b2bua
+                        .on_request_failed(call, leg, purpose, id, status, now);
                 }
             }
             Output::AckTimeout | Output::Terminated => {}

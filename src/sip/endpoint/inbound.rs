@@ -3,11 +3,11 @@
 use bytes::Bytes;
 
 use super::{Endpoint, TxContext, policy, token};
+use crate::b2bua::Source;
 use crate::clock;
 use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
-use crate::b2bua::Source;
 use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey, TxId};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
 use crate::sip::validate::{validate_request, validate_response};

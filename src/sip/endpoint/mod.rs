@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::b2bua::{B2bua, LocalAddrs};
 use crate::clock;
 use crate::config::Config;
-use crate::media::{MediaEvent, MediaPlane};
 use crate::dns::SipResolver;
+use crate::media::{MediaEvent, MediaPlane};
 use crate::routing::Routes;
 use crate::sip::transaction::{Output, Transactions, TxId};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind, Transports};
@@ -100,7 +100,11 @@ impl Endpoint {
             teams_port: config
                 .listen
                 .teams_advertised_port
-                .or_else(|| transports.local_addr(TransportKind::Tls, Side::Teams).map(|a| a.port()))
+                .or_else(|| {
+                    transports
+                        .local_addr(TransportKind::Tls, Side::Teams)
+                        .map(|a| a.port())
+                })
                 .unwrap_or(5061),
             trunk_udp: transports.local_addr(TransportKind::Udp, Side::Trunk),
             trunk_tcp: transports.local_addr(TransportKind::Tcp, Side::Trunk),
@@ -163,7 +167,10 @@ impl Endpoint {
         }
         // Calls still up get their BYEs (or CANCELs) before the transports close.
         if self.b2bua.active_calls() > 0 {
-            tracing::info!(calls = self.b2bua.active_calls(), "ending calls in progress");
+            tracing::info!(
+                calls = self.b2bua.active_calls(),
+                "ending calls in progress"
+            );
             self.b2bua.end_all(clock::now());
             self.drain().await;
         }
