@@ -10,6 +10,7 @@
 )]
 
 pub mod peers;
+pub mod calls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
