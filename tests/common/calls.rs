@@ -70,9 +70,7 @@ options_interval_s = 180
         ca = certs.path("ca.crt").display(),
     );
     for (host, addr) in proxies {
-        text += &format!(
-            "[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n"
-        );
+        text += &format!("[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n");
     }
     for t in tenants {
         text += &format!(
@@ -276,7 +274,8 @@ pub async fn expect_success(p: Proc, dir: &Path, name: &str) {
     let (p, code) = super::wait_exit(p, CALL_WAIT).await;
     if code != 0 {
         let errors = fs::read_to_string(dir.join(format!("{name}-errors.log"))).unwrap_or_default();
-        let trace = fs::read_to_string(dir.join(format!("{name}-messages.log"))).unwrap_or_default();
+        let trace =
+            fs::read_to_string(dir.join(format!("{name}-messages.log"))).unwrap_or_default();
         panic!(
             "{name} exited with {code}\n--- errors:\n{errors}\n--- messages:\n{trace}\n--- log:\n{}",
             tail(&p.log_text(), 3000)

@@ -9,8 +9,8 @@
     clippy::disallowed_methods
 )]
 
-pub mod peers;
 pub mod calls;
+pub mod peers;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
