@@ -207,6 +207,12 @@ async fn teams_to_trunk_call_ends_when_the_trunk_hangs_up() {
         !bye.contains("cc@"),
         "trunk Contact leaked to Teams:\n{bye}"
     );
+    // Our Via names the tenant FQDN over TLS, so Teams' 200 finds its way back.
+    let via = header(bye, "Via");
+    assert!(
+        via.starts_with(&format!("SIP/2.0/TLS {TENANT1}:")),
+        "Via of the BYE toward Teams: {via}"
+    );
     let c = trunk.trace("uas");
     assert_eq!(c.responses(200).len(), 1, "the trunk's BYE was answered");
     d.stop().await;
@@ -307,5 +313,337 @@ async fn trunk_to_teams_invite_has_the_teams_shape_and_the_trunk_gets_plain_rtp(
     );
     assert_eq!(t.requests("ACK").len(), 1, "ACK not relayed to Teams");
     assert_eq!(t.requests("BYE").len(), 1, "BYE not relayed to Teams");
+    d.stop().await;
+}
+
+/// Two tenants, each with its own trunk, and nowhere for Teams-bound calls to go.
+async fn two_tenant_daemon(lab: &Lab, port1: u16, port2: u16, max_calls: u32) -> Daemon {
+    let text = lab.config(
+        &[
+            Tenant {
+                fqdn: TENANT1,
+                trunk: "cc1",
+                max_calls,
+            },
+            Tenant {
+                fqdn: TENANT2,
+                trunk: "cc2",
+                max_calls,
+            },
+        ],
+        &[
+            Trunk {
+                name: "cc1",
+                port: port1,
+            },
+            Trunk {
+                name: "cc2",
+                port: port2,
+            },
+        ],
+        &[no_proxy()],
+        "",
+    );
+    Daemon::start(&text).await
+}
+
+/// TDR-MT-05, TDR-MT-07: the same number called in two tenants at once reaches each tenant's
+/// own trunk: routing is by the Request-URI's tenant FQDN, never by number alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_two_tenants_reach_each_tenants_own_trunk_tdr_mt_05_mt_07() {
+    let lab = Lab::new();
+    let (trunk1, trunk2) = (lab.trunk("trunk1"), lab.trunk("trunk2"));
+    let d = two_tenant_daemon(&lab, trunk1.port, trunk2.port, 10).await;
+    let uas1 = trunk1.uas("uas", "trunk_uas_call.xml", &[]);
+    let uas2 = trunk2.uas("uas", "trunk_uas_call.xml", &[]);
+    let (teams1, teams2) = (lab.teams("teams1", &d), lab.teams("teams2", &d));
+    let uac1 = teams1.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "300"],
+    );
+    let uac2 = teams2.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT2)],
+        &["-d", "300"],
+    );
+    expect_success(uac1, &teams1.dir, "uac").await;
+    expect_success(uac2, &teams2.dir, "uac").await;
+    expect_success(uas1, &trunk1.dir, "uas").await;
+    expect_success(uas2, &trunk2.dir, "uas").await;
+
+    for (trunk, teams) in [(&trunk1, &teams1), (&trunk2, &teams2)] {
+        let c = trunk.trace("uas");
+        let invites = c.requests("INVITE");
+        assert_eq!(
+            invites.len(),
+            1,
+            "{:?} got {} INVITEs",
+            trunk.dir,
+            invites.len()
+        );
+        let t = teams.trace("uac");
+        assert_trunk_invite_hides_teams(invites[0], header(&t.sent[0], "Call-ID"), trunk.port);
+        assert!(
+            !invites[0].contains(TENANT2),
+            "tenant FQDN leaked:\n{}",
+            invites[0]
+        );
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_to_an_unknown_tenant_fqdn_is_refused_404() {
+    let lab = Lab::new();
+    let d = lab.one_tenant(free_udp_port(), &[no_proxy()]).await;
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", "nobody.sbc.example.test")],
+        &[],
+    );
+    expect_success(uac, &teams.dir, "uac").await;
+    let t = teams.trace("uac");
+    assert!(
+        t.responses(503).is_empty() && t.responses(403).is_empty(),
+        "{}",
+        t.raw
+    );
+    t.response(404);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_ringing_reaches_the_trunk_and_both_sides_end_with_487() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = lab.one_tenant(trunk.port, &[no_proxy()]).await;
+    let uas = trunk.uas("uas", "trunk_uas_ring_cancel.xml", &[]);
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_cancel.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    // Teams' SIPp passes only with 200 (CANCEL) then 487; the trunk's only if the CANCEL came
+    // and its 487 was ACKed.
+    expect_success(uac, &teams.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+
+    let c = trunk.trace("uas");
+    let (invite, cancel) = (c.request("INVITE"), c.request("CANCEL"));
+    // RFC 3261 §9.1: the CANCEL matches the INVITE it cancels.
+    assert_eq!(header(cancel, "Call-ID"), header(invite, "Call-ID"));
+    assert_eq!(header(cancel, "Via"), header(invite, "Via"));
+    assert_eq!(
+        first_line(cancel).replacen("CANCEL", "INVITE", 1),
+        first_line(invite)
+    );
+    assert_eq!(c.requests("ACK").len(), 1, "487 not ACKed");
+    d.stop().await;
+}
+
+/// The c= address and m= port in an SDP body.
+fn media_address(msg: &str) -> (String, String) {
+    let c = sdp_line(msg, "c=").unwrap_or_else(|| panic!("no c= in:\n{msg}"));
+    let m = sdp_line(msg, "m=audio").unwrap_or_else(|| panic!("no m= in:\n{msg}"));
+    let port = m.split_whitespace().nth(1).unwrap_or_default();
+    (c.to_owned(), port.to_owned())
+}
+
+fn direction(msg: &str) -> &str {
+    ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"]
+        .into_iter()
+        .find(|d| sdp_line(msg, d).is_some())
+        .unwrap_or("a=sendrecv (implicit)")
+}
+
+/// Hold and resume from Teams reach the trunk as re-INVITEs with the direction kept, plain
+/// RTP and the SBC's media address unchanged (TDR-MED-08, TDR-INV-17); hold from the trunk
+/// reaches Teams as a=inactive (TDR-INV-16) on the same SBC media address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_both_ways_keep_the_media_address_tdr_med_08_inv_16() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = lab.one_tenant(trunk.port, &[no_proxy()]).await;
+    let uas = trunk.uas("uas", "trunk_uas_hold.xml", &[]);
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_hold.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    expect_success(uac, &teams.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+
+    let c = trunk.trace("uas");
+    let invites = c.requests("INVITE");
+    assert_eq!(invites.len(), 3, "initial, hold, resume:\n{}", c.raw);
+    let dirs: Vec<&str> = invites.iter().map(|m| direction(m)).collect();
+    assert_eq!(
+        dirs[1], "a=sendonly",
+        "hold toward the trunk:\n{}",
+        invites[1]
+    );
+    assert_eq!(
+        dirs[2], "a=sendrecv",
+        "resume toward the trunk:\n{}",
+        invites[2]
+    );
+    for re in &invites[1..] {
+        assert!(
+            sdp_line(re, "m=audio").unwrap().contains(" RTP/AVP "),
+            "{re}"
+        );
+        assert!(sdp_line(re, "a=crypto").is_none(), "{re}");
+        assert_eq!(
+            media_address(re),
+            media_address(invites[0]),
+            "TDR-MED-08: the SBC's trunk-side media address moved"
+        );
+    }
+
+    let t = teams.trace("uac");
+    let held = t.request("INVITE");
+    assert_eq!(direction(held), "a=inactive", "TDR-INV-16:\n{held}");
+    assert!(
+        sdp_line(held, "m=audio").unwrap().contains(" RTP/SAVP "),
+        "{held}"
+    );
+    assert_eq!(
+        media_address(held),
+        media_address(t.response(200)),
+        "TDR-MED-08: the SBC's Teams-side media address moved"
+    );
+    assert!(sdp_line(held, "a=crypto:").is_some(), "{held}");
+    d.stop().await;
+}
+
+/// A tenant at `max_calls` refuses the next call with 503 and Retry-After (so Teams retries
+/// elsewhere, TDR-INV-13), and admits calls again once one ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_at_max_calls_refuses_the_next_call_503_with_retry_after() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = two_tenant_daemon(&lab, trunk.port, free_udp_port(), 1).await;
+    let uas = trunk.uas("uas", "trunk_uas_call.xml", &[]);
+    let first = lab.teams("first", &d);
+    // Held for 3 s: long enough for the second call to come while it is up.
+    let uac = first.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "3000"],
+    );
+    let trunk_trace = trunk.dir.join("uas-messages.log");
+    wait_for(
+        "the first call answered (ACK at the trunk)",
+        CALL_WAIT,
+        || {
+            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
+            t.contains("\nACK sip:").then_some(())
+        },
+    )
+    .await;
+
+    let second = lab.teams("second", &d);
+    let refused = second.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    expect_success(refused, &second.dir, "uac").await;
+    let r = second.trace("uac");
+    let busy = r.response(503);
+    let retry: u32 = header(busy, "Retry-After")
+        .split(';')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("Retry-After is not seconds:\n{busy}"));
+    assert!(retry >= 1, "{busy}");
+
+    expect_success(uac, &first.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+    assert_eq!(
+        trunk.trace("uas").requests("INVITE").len(),
+        1,
+        "the refused call reached the trunk"
+    );
+
+    // The slot is free again: the next call is admitted.
+    let uas = trunk.uas("uas2", "trunk_uas_call.xml", &[]);
+    let third = lab.teams("third", &d);
+    let uac = third.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "100"],
+    );
+    expect_success(uac, &third.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas2").await;
+    d.stop().await;
+}
+
+/// TDR-SIG-07 failover: the first proxy takes the TLS connection and never answers; after
+/// `failover_timeout_ms` the INVITE goes to the second proxy and the call completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_to_teams_call_fails_over_to_the_next_proxy_when_the_first_is_silent() {
+    let lab = Lab::new();
+    let silent = SilentPeer::start();
+    let p1 = TeamsTls::start_to(lab.root(), "proxy1", &lab.certs, None, silent.port);
+    let p2 = lab.teams_proxy("proxy2");
+    let uas = p2.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
+    peers::wait_tcp_listening(
+        &format!("127.0.0.1:{}", p2.sipp_port),
+        std::time::Duration::from_secs(10),
+    );
+    let trunk = lab.trunk("trunk");
+    // The silent proxy's OPTIONS stays unanswered for 30 s: it is not marked down during the
+    // test, so the call tries it first and only the failover timer moves it on.
+    let text = lab.config(
+        &[Tenant {
+            fqdn: TENANT1,
+            trunk: "cc1",
+            max_calls: 10,
+        }],
+        &[Trunk {
+            name: "cc1",
+            port: trunk.port,
+        }],
+        &[(PROXY1, p1.tls_addr()), (PROXY2, p2.tls_addr())],
+        "failover_timeout_ms = 1000\noptions_timeout_ms = 30000\n",
+    );
+    let d = Daemon::start(&text).await;
+    let started = std::time::Instant::now();
+    let uac = trunk.uac(
+        "uac",
+        "trunk_uac_call.xml",
+        &trunk_addr(&d),
+        &[("ruri_host", TENANT1)],
+    );
+    expect_success(uac, &trunk.dir, "uac").await;
+    expect_success(uas, &p2.dir, "uas").await;
+
+    let first_try = silent.text();
+    assert!(
+        first_try.contains(&format!(
+            "INVITE sip:+15550100@{PROXY1}:5061;user=phone;transport=tls SIP/2.0"
+        )),
+        "the first proxy never got the INVITE:\n{first_try}"
+    );
+    let t = p2.trace("uas");
+    assert_teams_invite_shape(t.request("INVITE"), PROXY2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "the call completed before the failover timeout"
+    );
+    drop(p1);
     d.stop().await;
 }

@@ -109,9 +109,20 @@ pub struct TeamsTls {
 
 impl TeamsTls {
     pub fn start(root: &Path, name: &str, certs: &Certs, sbc: Option<u16>) -> TeamsTls {
+        Self::start_to(root, name, certs, sbc, free_tcp_port())
+    }
+
+    /// As `start`, with the TLS listener forwarding to `sipp_port` (whoever listens there).
+    pub fn start_to(
+        root: &Path,
+        name: &str,
+        certs: &Certs,
+        sbc: Option<u16>,
+        sipp_port: u16,
+    ) -> TeamsTls {
         let dir = root.join(name);
         fs::create_dir_all(&dir).unwrap();
-        let (sipp_port, tls_port, out_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+        let (tls_port, out_port) = (free_tcp_port(), free_tcp_port());
         let (cert, key, ca) = (
             certs.path("teams.crt"),
             certs.path("teams.key"),
