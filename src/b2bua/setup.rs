@@ -194,7 +194,8 @@ impl B2bua {
             transport: a_transport,
             dialog: a_dialog,
             fallback: src.reply_target(),
-            via: String::new(),
+            // Requests we start on leg A (BYE, re-INVITE) need our own sent-by, like leg B's.
+            via: self.via_for(a_side, &route, a_transport),
             allows_update: allows(&req, "UPDATE"),
             last_ack: None,
             session_timer: match a_timer {
@@ -285,6 +286,21 @@ impl B2bua {
             Side::Trunk => {
                 let (host, port) = self.trunk_sent_by(transport);
                 trunk_contact(&user, &host, port, transport)
+            }
+        }
+    }
+
+    /// Sent-protocol and sent-by of our Via on a leg: the tenant FQDN toward Teams, our
+    /// trunk address toward the trunk.
+    fn via_for(&self, side: Side, route: &Route, transport: TransportKind) -> String {
+        match side {
+            Side::Teams => format!(
+                "SIP/2.0/TLS {}:{}",
+                route.tenant.fqdn, self.local.teams_port
+            ),
+            Side::Trunk => {
+                let (host, port) = self.trunk_sent_by(transport);
+                format!("SIP/2.0/{transport} {host}:{port}")
             }
         }
     }
