@@ -2,7 +2,8 @@
 //! stunnel (mutual TLS both ways, SIPp here has no TLS of its own); contact-center trunks are
 //! SIPp over UDP. The daemon runs in-process on loopback; every port is a free one; every
 //! peer is bounded by SIPp's -timeout and `wait_exit`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// External peers run on the wall clock, not tokio's: the failover timing reads the real time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
 
@@ -445,6 +446,15 @@ async fn cancel_while_ringing_reaches_the_trunk_and_both_sides_end_with_487() {
         first_line(invite)
     );
     assert_eq!(c.requests("ACK").len(), 1, "487 not ACKed");
+    let t = teams.trace("uac");
+    assert!(
+        t.responses(200)
+            .iter()
+            .any(|r| header(r, "CSeq") == "1 CANCEL"),
+        "no 200 for the CANCEL:\n{}",
+        t.raw
+    );
+    assert_eq!(header(t.response(487), "CSeq"), "1 INVITE");
     d.stop().await;
 }
 
