@@ -433,3 +433,95 @@ fn silent_first_proxy_makes_the_call_go_to_the_second() {
     );
     assert_eq!(invite2.uri.host.to_string(), "sip2.pstnhub.microsoft.com");
 }
+
+/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
+fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
+    let (_, b_invite, call, b_tx) = start_teams_call(h);
+    h.b2bua.on_response(call, LegId::B, Purpose::Invite, b_tx, response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)), h.now);
+    let ok = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { response, .. } if response.status == 200 => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let ack = request(&format!(
+        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    (call, b_invite, ok)
+}
+
+#[test]
+fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr_med_08() {
+    let mut h = Harness::new("");
+    let (call, b_invite, ok) = confirmed_call(&mut h);
+    let first = SessionDescription::from_bytes(&ok.body).unwrap();
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let held = TRUNK_SDP.replace("o=cc 7 7", "o=cc 7 8").replace("a=sendrecv", "a=sendonly");
+    let head = format!(
+        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
+        b_invite.headers.call_id().unwrap()
+    );
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now));
+    let (reinvite, re_tx) = h
+        .run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request { request, leg: LegId::A, purpose: Purpose::Offer, .. } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams");
+    let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
+    assert_eq!(sdp.media[0].direction(), Some(crate::sdp::Direction::Inactive));
+    assert_eq!(sdp.media[0].port, first.media[0].port);
+    assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
+    // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
+    let teams_answer = TEAMS_SDP.replace("o=- 1 1", "o=- 1 2").replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua.on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let back = acts
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(back.status, 200);
+    let sdp = SessionDescription::from_bytes(&back.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/AVP");
+    assert_eq!(sdp.media[0].direction(), Some(crate::sdp::Direction::Inactive));
+}
+
+#[test]
+fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
+    let mut h = Harness::new("");
+    let (_, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let head = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
+    );
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), request(&with_body(head, TEAMS_SDP)), h.now));
+    let acts = h.run();
+    match &acts[..] {
+        [(Action::Respond { response, .. }, _)] => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, ok.body, "the same SDP, same version");
+        }
+        other => panic!("refresh crossed to the trunk: {other:?}"),
+    }
+}
