@@ -65,6 +65,10 @@ pub(crate) enum Purpose {
     Bye,
     /// PRACK for a reliable provisional (RFC 3262).
     Prack,
+    /// The INVITE a REFER from Teams asked for (TDR-XFR-02).
+    Transfer,
+    /// NOTIFY of a transfer's progress; nothing waits for its answer.
+    Notify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +147,6 @@ pub(crate) struct Call {
     pub(crate) b_invite: Request,
     pub(crate) b_invite_tx: Option<TxId>,
     pub(crate) b_invite_cseq: u32,
-    /// The SDP leg A offered in its INVITE (None: delayed offer).
-    pub(crate) a_offer: Option<SessionDescription>,
     /// Teams proxies still to try, by index (trunk → Teams).
     pub(crate) proxies_left: VecDeque<usize>,
     /// When to give up on the current proxy if it has said nothing (not even 100).
@@ -168,6 +170,17 @@ pub(crate) struct Call {
     pub(crate) early_answer: Option<Bytes>,
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
+    /// A transfer asked for by Teams with REFER, in progress.
+    pub(crate) transfer: Option<Transfer>,
+}
+
+/// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    pub(crate) refer_leg: LegId,
+    pub(crate) new_leg: Leg,
+    pub(crate) invite_tx: Option<TxId>,
+    pub(crate) invite_cseq: u32,
 }
 
 impl Call {

@@ -126,6 +126,8 @@ pub(crate) struct B2bua {
     calls: HashMap<CallKey, Call>,
     /// (Call-ID, our tag) of every leg → its call.
     dialogs: HashMap<(String, String), (CallKey, LegId)>,
+    /// Dialogs a call left behind (replaced by a transfer), until their BYE.
+    detached: HashMap<(String, String), CallKey>,
     /// Leg A's INVITE server transaction → its call, for CANCEL.
     invites: HashMap<TxId, CallKey>,
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
@@ -148,6 +150,7 @@ impl B2bua {
             local,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            detached: HashMap::new(),
             invites: HashMap::new(),
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),

@@ -35,6 +35,9 @@ struct Route {
 impl B2bua {
     /// An INVITE outside any dialog, with its new server transaction `tx`.
     pub(crate) fn on_invite(&mut self, tx: TxId, req: Request, src: &Source, now: Instant) {
+        if self.on_replacing_invite(tx, &req, src, now) {
+            return;
+        }
         let route = match self.route(&req, src) {
             Ok(r) => r,
             Err((status, reason)) => {
@@ -218,7 +221,6 @@ impl B2bua {
             b_invite: b_invite.clone(),
             b_invite_tx: None,
             b_invite_cseq: b_cseq,
-            a_offer: offer,
             proxies_left,
             failover_at: None,
             provisional_seen: false,
@@ -235,6 +237,7 @@ impl B2bua {
             pracked: Vec::new(),
             early_answer: None,
             ended: None,
+            transfer: None,
         };
         call.b.dialog.local_cseq = b_cseq;
         if call.b.side == Side::Teams {

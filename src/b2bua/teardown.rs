@@ -100,13 +100,6 @@ impl End {
             gone: None,
         }
     }
-    pub(crate) fn transferred() -> End {
-        End {
-            reason: "transferred",
-            by: EndedBy::Teams,
-            gone: None,
-        }
-    }
 }
 
 impl B2bua {
@@ -239,7 +232,10 @@ impl B2bua {
                 side: Side::Trunk,
             });
         };
-        let l = call.leg(leg);
+        self.dest_of(call.leg(leg))
+    }
+
+    pub(crate) fn dest_of(&self, l: &super::call::Leg) -> Dest {
         let uri = l.dialog.next_hop();
         let transport = uri
             .param("transport")

@@ -32,7 +32,12 @@ impl B2bua {
                     p.client_tx = Some(tx);
                 }
             }
-            Purpose::Refresh | Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => {
+                if let Some(t) = call.transfer.as_mut() {
+                    t.invite_tx = Some(tx);
+                }
+            }
+            Purpose::Refresh | Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
     }
 
@@ -54,7 +59,8 @@ impl B2bua {
             Purpose::Invite => self.invite_response(key, tx, rsp, now),
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
             Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
-            Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);
     }
@@ -83,7 +89,8 @@ impl B2bua {
             }
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
             Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
-            Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);
     }
