@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cdr;
 pub mod clock;
 pub mod config;
 pub mod dns;
