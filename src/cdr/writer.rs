@@ -187,7 +187,8 @@ impl CdrWriter {
 
     /// Closes and reopens the file by its path, after logrotate renamed it:
     /// records queued before this call go to the old file, later ones to the
-    /// new. Never blocks.
+    /// new. Never blocks; with the queue full, the thread reopens before the
+    /// next record it takes, so some queued earlier land in the new file.
     pub fn reopen(&self) {
         let Some(shared) = &self.shared else {
             return;
@@ -213,7 +214,8 @@ impl CdrWriter {
     }
 
     /// Drops this handle; when it is the last one, waits until every queued
-    /// record is written and flushed.
+    /// record is written and flushed. That wait is file I/O: at shutdown, drop
+    /// the last handle outside the async workers (or in `spawn_blocking`).
     pub fn stop(self) {
         drop(self);
     }
