@@ -8,6 +8,7 @@
 
 pub mod admin;
 mod b2bua;
+pub mod cdr;
 pub mod clock;
 pub mod config;
 pub mod dns;

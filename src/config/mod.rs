@@ -13,8 +13,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Config, DnsSection, ListenSection, ProxyConfig, SbcSection, SipSection, TeamsSection,
-    TenantConfig, TlsSection, TrunkConfig,
+    CdrConfig, Config, DnsSection, ListenSection, NumberPolicy, ProxyConfig, SbcSection,
+    SipSection, TeamsSection, TenantConfig, TlsSection, TrunkConfig,
 };
 pub use validate::Issue;
 

@@ -24,6 +24,8 @@ pub struct Config {
     pub media: crate::media::MediaConfig,
     #[serde(default)]
     pub dns: DnsSection,
+    #[serde(default)]
+    pub cdr: CdrConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,9 +229,38 @@ pub struct DnsSection {
     pub nameservers: Vec<SocketAddr>,
 }
 
+/// Call detail records: one JSON line per call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrConfig {
+    /// File the records are appended to; absent: no records are written.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// How calling and called numbers appear in the records.
+    #[serde(default)]
+    pub numbers: NumberPolicy,
+}
+
+/// How much of a calling or called number a call record keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberPolicy {
+    /// The number as signaled.
+    #[default]
+    Full,
+    /// First four and last two digits; the rest replaced by `*`.
+    Masked,
+    /// No number at all.
+    Omit,
+}
+
 impl Config {
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca] {
+        let cdr = self.cdr.path.as_mut();
+        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca]
+            .into_iter()
+            .chain(cdr)
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

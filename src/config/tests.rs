@@ -118,3 +118,63 @@ fn key_of_another_certificate_is_refused_on_the_key_line() {
     assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
     assert!(issue.reason.contains("does not match"), "{err}");
 }
+
+#[test]
+fn cdr_section_is_optional_and_defaults_to_no_records_with_full_numbers() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    assert_eq!(c.cdr, CdrConfig::default());
+    assert_eq!(c.cdr.numbers, NumberPolicy::Full);
+}
+
+#[test]
+fn cdr_relative_path_is_taken_from_the_config_directory() {
+    let (dir, text) = with_certs(default::DEFAULT_TOML);
+    let text = format!("{text}\n[cdr]\npath = \"cdr.jsonl\"\nnumbers = \"masked\"\n");
+    let c = from_str(&text, Path::new("test.toml"), dir.path()).unwrap();
+    assert_eq!(
+        c.cdr.path.as_deref(),
+        Some(dir.path().join("cdr.jsonl").as_path())
+    );
+    assert_eq!(c.cdr.numbers, NumberPolicy::Masked);
+    // check-config creates nothing.
+    assert!(!dir.path().join("cdr.jsonl").exists());
+}
+
+#[test]
+fn cdr_path_in_a_missing_directory_is_refused_on_its_line() {
+    let text = format!(
+        "{}\n[cdr]\npath = \"no-such-dir/cdr.jsonl\"\n",
+        default::DEFAULT_TOML
+    );
+    let err = parse(&text).unwrap_err();
+    let line = text
+        .lines()
+        .position(|l| l.contains("no-such-dir"))
+        .unwrap()
+        + 1;
+    let issue = &err.issues()[0];
+    assert_eq!(
+        (issue.key.as_str(), issue.line, issue.col),
+        ("cdr.path", line, 8),
+        "{err}"
+    );
+    assert!(issue.reason.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn cdr_path_naming_a_directory_is_refused() {
+    let (dir, text) = with_certs(default::DEFAULT_TOML);
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let text = format!("{text}\n[cdr]\npath = \"logs\"\n");
+    let err = from_str(&text, Path::new("test.toml"), dir.path()).unwrap_err();
+    assert_eq!(err.issues()[0].key, "cdr.path", "{err}");
+    assert!(err.issues()[0].reason.contains("is a directory"), "{err}");
+}
+
+#[test]
+fn cdr_numbers_outside_the_three_policies_is_a_syntax_error() {
+    let text = format!("{}\n[cdr]\nnumbers = \"hashed\"\n", default::DEFAULT_TOML);
+    let err = parse(&text).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert!(err.to_string().contains("hashed"), "{err}");
+}
