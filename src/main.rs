@@ -113,7 +113,8 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     })
 }
 
-/// SIGHUP reloads the TLS certificate (after a renewal); SIGTERM or SIGINT stops.
+/// SIGHUP reloads the TLS certificate (after a renewal) and reopens the CDR file (after
+/// logrotate); SIGTERM or SIGINT stops.
 async fn run_until_stopped(server: &drawbridge::Server) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -124,6 +125,7 @@ async fn run_until_stopped(server: &drawbridge::Server) -> std::io::Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
+                server.reopen_cdr();
                 if let Err(e) = server.reload_tls() {
                     tracing::error!(error = %e, "SIGHUP: TLS reload refused, the running certificate stays");
                 }

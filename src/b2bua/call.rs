@@ -10,6 +10,7 @@ use super::Dest;
 use super::dialog::Dialog;
 use super::media::{CallMedia, SdpSide};
 use super::timer::SessionTimer;
+pub(crate) use crate::cdr::CallDirection;
 use crate::sdp::SessionDescription;
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
@@ -31,21 +32,6 @@ impl LegId {
         match self {
             LegId::A => LegId::B,
             LegId::B => LegId::A,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallDirection {
-    TeamsToTrunk,
-    TrunkToTeams,
-}
-
-impl CallDirection {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            CallDirection::TeamsToTrunk => "teams-to-trunk",
-            CallDirection::TrunkToTeams => "trunk-to-teams",
         }
     }
 }

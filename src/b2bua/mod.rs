@@ -139,12 +139,18 @@ pub(crate) struct B2bua {
 }
 
 impl B2bua {
-    pub(crate) fn new(config: Arc<Config>, media: MediaPlane, local: LocalAddrs) -> B2bua {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        media: MediaPlane,
+        local: LocalAddrs,
+        cdr: crate::cdr::CdrWriter,
+    ) -> B2bua {
+        let tenants: Vec<String> = config.tenants.iter().map(|t| t.fqdn.clone()).collect();
         let proxies_up = vec![true; config.teams.proxies.len()];
         B2bua {
             routes: Routes::new(&config),
             limits: limits::Limits::new(&config),
-            records: records::Records::new(),
+            records: records::Records::new(cdr, &tenants),
             config,
             media,
             local,

@@ -252,7 +252,7 @@ impl B2bua {
             call.b.dialog.local_tag.clone(),
         );
         let via = call.b.via.clone();
-        tracing::info!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.label(), "call started");
+        tracing::info!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.metric_label(), "call started");
         self.calls.insert(key, call);
         self.register_dialog(&a_dlg.0, &a_dlg.1, key, LegId::A);
         self.register_dialog(&b_dlg.0, &b_dlg.1, key, LegId::B);

@@ -53,7 +53,12 @@ impl Harness {
             trunk_tls: None,
         };
         Harness {
-            b2bua: B2bua::new(Arc::new(config), plane, local),
+            b2bua: B2bua::new(
+                Arc::new(config),
+                plane,
+                local,
+                crate::cdr::CdrWriter::disabled(),
+            ),
             txns: Transactions::new(TimerConfig::default()),
             _certs: dir,
             now: crate::clock::now(),

@@ -332,7 +332,7 @@ impl B2bua {
         let ended_by = if no_response {
             EndedBy::Sbc
         } else {
-            EndedBy::side(call.b.side)
+            super::teardown::by_side(call.b.side)
         };
         self.fail_a(key, status, reason, ended_by, now);
     }

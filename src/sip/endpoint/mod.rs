@@ -94,6 +94,7 @@ impl Endpoint {
         transports: Transports,
         resolver: SipResolver,
         media: MediaPlane,
+        cdr: crate::cdr::CdrWriter,
     ) -> Self {
         let now = clock::now();
         let local = LocalAddrs {
@@ -110,7 +111,7 @@ impl Endpoint {
             trunk_tcp: transports.local_addr(TransportKind::Tcp, Side::Trunk),
             trunk_tls: transports.local_addr(TransportKind::Tls, Side::Trunk),
         };
-        let b2bua = B2bua::new(config.clone(), media, local);
+        let b2bua = B2bua::new(config.clone(), media, local, cdr);
         let pinger = keepalive::pinger_for(&config, now);
         let (feedback_tx, feedback_rx) = mpsc::channel(1024);
         let routes = Routes::new(&config);
