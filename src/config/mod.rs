@@ -16,6 +16,10 @@ pub use schema::{
     Config, DnsSection, ListenSection, ProxyConfig, SbcSection, SipSection, TeamsSection,
     TenantConfig, TlsSection, TrunkConfig,
 };
+pub use schema::{
+    DiversionPolicy, HistoryInfoPolicy, NumberFieldName, NumberRewriteConfig, PassOrStrip,
+    RewriteToward, TrunkHeaders,
+};
 pub use validate::Issue;
 
 /// Why a config file was refused. `Display` gives one `FILE:LINE:COL: reason` line per problem.
