@@ -90,36 +90,6 @@ fn bad_address_is_a_syntax_error_with_line() {
 }
 
 #[test]
-fn missing_certificate_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = from_str(default::DEFAULT_TOML, Path::new("t.toml"), dir.path()).unwrap_err();
-    let keys: Vec<_> = err.issues().iter().map(|i| i.key.as_str()).collect();
-    assert!(
-        keys.contains(&"tls.cert") && keys.contains(&"tls.key"),
-        "{keys:?}"
-    );
-}
-
-#[test]
-fn every_problem_is_reported_in_one_pass() {
-    let text = default::DEFAULT_TOML
-        .replace("trunk = \"cc1\"", "trunk = \"nope\"")
-        .replace("options_interval_s = 60", "options_interval_s = 600");
-    let err = parse(&text).unwrap_err();
-    assert_eq!(err.issues().len(), 2, "{err}");
-}
-
-#[test]
-fn key_of_another_certificate_is_refused_on_the_key_line() {
-    let text = default::DEFAULT_TOML.replace("certs/dev/server.key", "certs/dev/ca.key");
-    let err = parse(&text).unwrap_err();
-    let line = text.lines().position(|l| l.contains("ca.key")).unwrap() + 1;
-    let issue = &err.issues()[0];
-    assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
-    assert!(issue.reason.contains("does not match"), "{err}");
-}
-
-#[test]
 fn trunk_without_policy_keys_passes_every_header_and_rewrites_nothing() {
     let c = parse(default::DEFAULT_TOML).unwrap();
     let t = c.trunk("cc1").unwrap();
@@ -253,4 +223,34 @@ fn unknown_header_policy_value_or_key_is_a_syntax_error_with_its_line() {
             "{to}: {err}"
         );
     }
+}
+
+#[test]
+fn missing_certificate_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = from_str(default::DEFAULT_TOML, Path::new("t.toml"), dir.path()).unwrap_err();
+    let keys: Vec<_> = err.issues().iter().map(|i| i.key.as_str()).collect();
+    assert!(
+        keys.contains(&"tls.cert") && keys.contains(&"tls.key"),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_one_pass() {
+    let text = default::DEFAULT_TOML
+        .replace("trunk = \"cc1\"", "trunk = \"nope\"")
+        .replace("options_interval_s = 60", "options_interval_s = 600");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.issues().len(), 2, "{err}");
+}
+
+#[test]
+fn key_of_another_certificate_is_refused_on_the_key_line() {
+    let text = default::DEFAULT_TOML.replace("certs/dev/server.key", "certs/dev/ca.key");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("ca.key")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
+    assert!(issue.reason.contains("does not match"), "{err}");
 }
