@@ -682,3 +682,53 @@ fn replacement_with_escaped_dollar_and_braced_groups_is_accepted() {
         "10$23"
     );
 }
+
+// ---- Never panic on what the network sends ----
+
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: [&str; 6] = [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+        "From",
+        "To",
+    ];
+
+    /// Bytes biased toward SIP syntax so that parsers get past their first check.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        let sip = prop::sample::select(
+            b"<>;=,.?&%\"@:+-()123sipteluser=phoneindexmpcauseReasonSIP%3B \xff".to_vec(),
+        );
+        prop::collection::vec(sip, 0..80)
+    }
+
+    proptest! {
+        #[test]
+        fn carry_identity_and_caller_from_pai_never_panic(
+            lines in prop::collection::vec((0..NAMES.len(), value()), 0..12),
+        ) {
+            let mut incoming = Headers::new();
+            for (n, v) in lines {
+                incoming.push(NAMES[n], v);
+            }
+            let mapping = policy(
+                "[headers]\ndiversion = \"to-history-info\"\nhistory_info = \"to-diversion\"\n",
+            );
+            for p in [policy(""), mapping] {
+                for toward in [Toward::Trunk, Toward::Teams] {
+                    let out = carried(&p, toward, &incoming);
+                    // Whatever was mapped is one History-Info or Diversion per entry, bounded.
+                    prop_assert!(out.len() <= incoming.len() + history::MAX_ENTRIES + 1);
+                }
+            }
+            if let Some(n) = caller_from_pai(&incoming) {
+                prop_assert!(is_e164(&n));
+            }
+        }
+    }
+}
