@@ -93,6 +93,8 @@ impl TrunkPolicy {
     /// Copies the identity/history headers of the request arriving on the other leg
     /// (`incoming`) into the request being built for `toward` (`outgoing`) as the policy says:
     /// pass, strip, or map. Only adds headers: what `outgoing` already holds is left alone.
+    /// Set `outgoing`'s To first: a History-Info mapped from Diversion ends with the target the
+    /// request goes to, taken from that To (else from `incoming`'s To).
     pub fn carry_identity(&self, toward: Toward, incoming: &Headers, outgoing: &mut Headers) {
         headers::carry(&self.headers, toward, incoming, outgoing);
     }
