@@ -19,5 +19,6 @@ pub mod sdp;
 mod server;
 pub mod sip;
 pub mod teams;
+pub mod trunk_policy;
 
 pub use server::{LocalAddrs, ReloadError, Server, StartError, listeners_summary};

@@ -6,12 +6,17 @@
 
 pub mod default;
 mod location;
+mod policy;
 mod schema;
 mod trunk_uri;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use policy::{
+    DiversionPolicy, HistoryInfoPolicy, NumberFieldName, NumberRewriteConfig, PassOrStrip,
+    RewriteToward, TrunkHeaders,
+};
 pub use schema::{
     CdrConfig, Config, DnsSection, ListenSection, NumberPolicy, ProxyConfig, SbcSection,
     SipSection, TeamsSection, TenantConfig, TlsSection, TrunkConfig,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::policy::{NumberRewriteConfig, TrunkHeaders};
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +210,12 @@ pub struct TrunkConfig {
     pub uri: String,
     /// Source networks that may send requests as this trunk (the trunk-side ACL).
     pub allow: Vec<IpNet>,
+    /// What happens to the identity and call-history headers crossing to or from this trunk.
+    #[serde(default)]
+    pub headers: TrunkHeaders,
+    /// Rules rewriting the user part of Request-URI, From and To (E.164 normalisation).
+    #[serde(default)]
+    pub number_rewrite: Vec<NumberRewriteConfig>,
     /// New calls per second admitted from or to this trunk (0 = no limit).
     #[serde(default)]
     pub calls_per_second: u32,

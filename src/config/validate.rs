@@ -321,6 +321,20 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 "empty: no source could send as this trunk; list its networks (e.g. \"192.0.2.10/32\")",
             ));
         }
+        for (j, rule) in t.number_rewrite.iter().enumerate() {
+            if let Err(e) = crate::trunk_policy::check_rule(rule) {
+                out.push(Issue::new(
+                    vec![
+                        Key("trunk"),
+                        Index(i),
+                        Key("number_rewrite"),
+                        Index(j),
+                        Key(e.key()),
+                    ],
+                    e.to_string(),
+                ));
+            }
+        }
     }
 }
 
