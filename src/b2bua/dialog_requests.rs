@@ -127,7 +127,7 @@ impl B2bua {
             return self.respond(tx, rsp);
         }
         let sdp = match sdp_of(&req.headers, &req.body) {
-            SdpBody::Sdp(sd) => Some(sd),
+            SdpBody::Sdp(sd) => Some(*sd),
             SdpBody::None => None,
             SdpBody::Invalid => {
                 let rsp =

@@ -123,6 +123,8 @@ pub(crate) struct B2bua {
     local: LocalAddrs,
     limits: limits::Limits,
     records: records::Records,
+    /// Header policy and number rules per trunk name.
+    policies: HashMap<String, crate::trunk_policy::TrunkPolicy>,
     calls: HashMap<CallKey, Call>,
     /// (Call-ID, our tag) of every leg → its call.
     dialogs: HashMap<(String, String), (CallKey, LegId)>,
@@ -151,6 +153,19 @@ impl B2bua {
             routes: Routes::new(&config),
             limits: limits::Limits::new(&config),
             records: records::Records::new(cdr, &tenants),
+            policies: config
+                .trunks
+                .iter()
+                .filter_map(|t| match crate::trunk_policy::TrunkPolicy::from_config(t) {
+                    Ok(p) => Some((t.name.clone(), p)),
+                    Err(e) => {
+                        // check-config refuses such rules; a policy that still fails passes
+                        // identity headers and rewrites nothing.
+                        tracing::error!(trunk = %t.name, error = %e, "trunk policy not usable");
+                        None
+                    }
+                })
+                .collect(),
             config,
             media,
             local,

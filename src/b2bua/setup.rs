@@ -19,6 +19,7 @@ use crate::sip::Method;
 use crate::sip::message::{Host, NameAddr, Request, Response, Uri};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::{Side, Target, TransportKind};
+use crate::trunk_policy::{self, NumberField, Toward};
 
 /// Methods we handle, for Allow (TDR-HDR-03, TDR-XFR-01).
 pub(crate) const ALLOW: &str =
@@ -55,7 +56,7 @@ impl B2bua {
             return self.respond(tx, rsp);
         }
         let offer = match sdp_of(&req.headers, &req.body) {
-            SdpBody::Sdp(sd) => Some(sd),
+            SdpBody::Sdp(sd) => Some(*sd),
             SdpBody::None => None,
             SdpBody::Invalid => {
                 return self.reject(tx, &req, 400, "Bad Request - SDP does not parse");
@@ -326,8 +327,28 @@ impl B2bua {
         let tag = self.token(10);
         let a_from = a_req.headers.from().ok();
         let display = a_from.as_ref().and_then(|f| f.display.clone());
-        let from_user = from_user.unwrap_or("anonymous").to_owned();
-        let to_user = to_user.unwrap_or_default().to_owned();
+        let toward = match b_side {
+            Side::Teams => Toward::Teams,
+            Side::Trunk => Toward::Trunk,
+        };
+        let policy = self.policies.get(&route.trunk.name).cloned();
+        // TDR-INV-02: a caller given only in P-Asserted-Identity becomes From toward Teams.
+        let caller = match (b_side, from_user) {
+            (Side::Teams, Some(u)) if !trunk_policy::is_e164(u) => {
+                trunk_policy::caller_from_pai(&a_req.headers).unwrap_or_else(|| u.to_owned())
+            }
+            (_, u) => u.unwrap_or("anonymous").to_owned(),
+        };
+        let rewrite = |field: NumberField, user: &str| -> String {
+            match &policy {
+                Some(p) => p.rewrite_number(toward, field, user).into_owned(),
+                None => user.to_owned(),
+            }
+        };
+        let from_user = rewrite(NumberField::From, &caller);
+        let callee = to_user.unwrap_or_default().to_owned();
+        let to_user = rewrite(NumberField::To, &callee);
+        let ruri_user = rewrite(NumberField::RequestUri, &callee);
         let (target, local, remote, contact, via, transport, dest, proxies_left, fallback) =
             match b_side {
                 Side::Trunk => {
@@ -346,12 +367,14 @@ impl B2bua {
                         .map(|u| (u.host.clone(), u.port))
                         .unwrap_or((Host::Domain(String::new()), None));
                     let mut target = Uri::sip(host.clone());
-                    target.user = Some(to_user.clone());
+                    target.user = Some(ruri_user.clone());
                     target.port = port;
                     let (our_host, our_port) = self.trunk_sent_by(transport);
                     let mut local = NameAddr::new(sip_uri(&from_user, &our_host, None));
                     local.display = display;
-                    let remote = NameAddr::new(target.clone());
+                    let mut to_uri = target.clone();
+                    to_uri.user = Some(to_user.clone());
+                    let remote = NameAddr::new(to_uri);
                     let contact = trunk_contact(&from_user, &our_host, our_port, transport);
                     let via = format!("SIP/2.0/{transport} {our_host}:{our_port}");
                     let default_port = if transport == TransportKind::Tls {
@@ -408,7 +431,7 @@ impl B2bua {
                     let (phost, pport) =
                         proxy.map(|p| (p.host.clone(), p.port)).unwrap_or_default();
                     // TDR-INV-01: +E.164 at the proxy, user=phone.
-                    let mut target = sip_uri(&to_user, &phost, Some(pport));
+                    let mut target = sip_uri(&ruri_user, &phost, Some(pport));
                     target.params.push(("user".into(), Some("phone".into())));
                     target.params.push(("transport".into(), Some("tls".into())));
                     let fqdn = route.tenant.fqdn.clone();
@@ -453,7 +476,10 @@ impl B2bua {
             req.headers
                 .push("X-MS-SBC", self.config.sbc.product.clone());
         }
-        carry_identity(a_req, &mut req);
+        match &policy {
+            Some(p) => p.carry_identity(toward, &a_req.headers, &mut req.headers),
+            None => carry_identity(a_req, &mut req),
+        }
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(offer.to_string());
         let leg = Leg {
@@ -490,7 +516,7 @@ impl B2bua {
     }
 }
 
-/// Headers that say who calls, passed to the other leg (the per-trunk policy decides).
+/// Without a policy (a trunk whose rules did not build): P-Asserted-Identity and Privacy pass.
 fn carry_identity(from: &Request, to: &mut Request) {
     for name in ["P-Asserted-Identity", "Privacy"] {
         for v in from.headers.get_all(name) {

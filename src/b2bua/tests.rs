@@ -37,7 +37,10 @@ fn config(extra: &str) -> (tempfile::TempDir, Config) {
         .replace("certs/dev/", "")
         .replace("port_min = 40000", "port_min = 53000")
         .replace("port_max = 49999", "port_max = 53999")
-        .replace("max_calls = 100", &format!("max_calls = 100\n{extra}"));
+        .replace(
+            "allow = [\"127.0.0.1/32\"]",
+            &format!("allow = [\"127.0.0.1/32\"]\n{extra}"),
+        );
     let c = crate::config::from_str(&text, Path::new("t.toml"), dir.path()).unwrap();
     (dir, c)
 }
@@ -656,4 +659,38 @@ fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xf
         "{acts:?}"
     );
     assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
+    let mut h = Harness::new(
+        "[trunk.headers]\np_asserted_identity = \"strip\"\n\
+         [[trunk.number_rewrite]]\ntoward = \"trunk\"\nfields = [\"request-uri\", \"to\"]\nmatch = '\\+1(\\d+)'\nreplace = '$1'\n",
+    );
+    let a_tx = h.server_tx();
+    let mut invite = teams_invite("customer1.sbc.example.test");
+    invite.headers.push(
+        "P-Asserted-Identity",
+        "<sip:+15550199@sip.pstnhub.microsoft.com;user=phone>",
+    );
+    h.b2bua.on_invite(a_tx, invite, &teams_source(), h.now);
+    let b_invite = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Request { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(b_invite.uri.user.as_deref(), Some("5550100"));
+    let raw = text(&b_invite.to_bytes());
+    assert!(
+        raw.contains("To: <sip:5550100@127.0.0.1:5080>\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("From: \"Teams\" <sip:+15550199@127.0.0.1>"),
+        "From keeps its number: {raw}"
+    );
+    assert!(!raw.contains("P-Asserted-Identity"), "{raw}");
 }

@@ -115,7 +115,10 @@ impl Endpoint {
                 }
             };
             let _ = feedback
-                .send(Feedback::CallResolved { action, target })
+                .send(Feedback::CallResolved {
+                    action: Box::new(action),
+                    target,
+                })
                 .await;
         });
     }

@@ -65,7 +65,7 @@ enum Feedback {
     TxSendFailed { tx: TxId },
     /// A call's next hop was looked up (`None`: it did not resolve).
     CallResolved {
-        action: crate::b2bua::Action,
+        action: Box<crate::b2bua::Action>,
         target: Option<Target>,
     },
 }
@@ -330,7 +330,7 @@ impl Endpoint {
             Feedback::TxSendFailed { tx } => {
                 let _ = self.txns.handle_transport_error(tx, clock::now());
             }
-            Feedback::CallResolved { action, target } => self.on_call_resolved(action, target),
+            Feedback::CallResolved { action, target } => self.on_call_resolved(*action, target),
         }
     }
 }
