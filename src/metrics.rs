@@ -36,6 +36,9 @@ pub const CALLS_ANSWERED: &str = "drawbridge_calls_answered_total";
 /// `{tenant, direction, class}`: call setups that ended without an answer
 /// (class: 3xx, 4xx, 5xx, 6xx, timeout, other).
 pub const CALLS_FAILED: &str = "drawbridge_calls_failed_total";
+/// `{tenant, reason}`: INVITEs refused by a limit with 503 (tenant_calls, tenant_rate,
+/// trunk_rate).
+pub const CALLS_REFUSED: &str = "drawbridge_calls_refused_total";
 /// Call records written to the CDR file.
 pub const CDR_WRITTEN: &str = "drawbridge_cdr_written_total";
 /// `{reason}`: call records lost (queue_full, write_error).
@@ -162,6 +165,11 @@ pub fn describe() {
         CALLS_FAILED,
         Unit::Count,
         "Call setups ended without an answer, by tenant, direction and status class"
+    );
+    describe_counter!(
+        CALLS_REFUSED,
+        Unit::Count,
+        "INVITEs refused with 503 by a tenant or trunk limit"
     );
     describe_counter!(CDR_WRITTEN, Unit::Count, "Call records written");
     describe_counter!(

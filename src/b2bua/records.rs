@@ -37,7 +37,7 @@ impl Records {
         now: Instant,
         stats: Option<tokio::sync::oneshot::Receiver<SessionStats>>,
     ) {
-        tracing::info!(call = call.key, tenant = %call.tenant, reason = end.reason, by = ?end.by, status = ?call.final_status, "call ended");
+        tracing::debug!(call = call.key, tenant = %call.tenant, reason = end.reason, by = ?end.by, status = ?call.final_status, "call ended");
         if call.answered.is_none() {
             // A caller's CANCEL is a failed attempt as well, with its 487.
             self.metrics

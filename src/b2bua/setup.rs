@@ -42,7 +42,7 @@ impl B2bua {
         let route = match self.route(&req, src) {
             Ok(r) => r,
             Err((status, reason)) => {
-                tracing::info!(peer = %src.addr, status, reason, uri = %req.uri, "INVITE refused");
+                tracing::debug!(peer = %src.addr, status, reason, uri = %req.uri, "INVITE refused");
                 return self.reject(tx, &req, status, reason);
             }
         };
@@ -71,7 +71,13 @@ impl B2bua {
             .limits
             .admit(&route.tenant.fqdn, &route.trunk.name, now)
         {
-            tracing::info!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, why = refusal.label(), "call refused: limit");
+            tracing::debug!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, why = refusal.label(), "call refused: limit");
+            metrics::counter!(
+                crate::metrics::CALLS_REFUSED,
+                "tenant" => route.tenant.fqdn.clone(),
+                "reason" => refusal.label()
+            )
+            .increment(1);
             let tag = self.token(10);
             let mut rsp = Response::for_request(&req, 503, refusal.reason(), Some(&tag));
             rsp.headers
@@ -253,7 +259,7 @@ impl B2bua {
             call.b.dialog.local_tag.clone(),
         );
         let via = call.b.via.clone();
-        tracing::info!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.metric_label(), "call started");
+        tracing::debug!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.metric_label(), "call started");
         self.calls.insert(key, call);
         self.register_dialog(&a_dlg.0, &a_dlg.1, key, LegId::A);
         self.register_dialog(&b_dlg.0, &b_dlg.1, key, LegId::B);

@@ -295,7 +295,7 @@ impl B2bua {
         let tx = call.a_invite_tx;
         let setup = now.saturating_duration_since(call.setup_at);
         let (tenant, direction) = (call.tenant.clone(), call.direction);
-        tracing::info!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
+        tracing::debug!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
         self.records.answered(&tenant, direction, setup);
         self.invites.remove(&tx);
         self.respond(tx, out);

@@ -27,7 +27,7 @@ use crate::dns::SipResolver;
 use crate::media::{MediaEvent, MediaPlane};
 use crate::routing::Routes;
 use crate::sip::transaction::{Output, Transactions, TxId};
-use crate::sip::transport::{Incoming, Side, Target, TransportKind, Transports};
+use crate::sip::transport::{Incoming, SendNow, Side, Target, TransportKind, Transports};
 use crate::sip::validate::ValidationPolicy;
 use crate::teams::keepalive::Pinger;
 
@@ -288,6 +288,14 @@ impl Endpoint {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
         }
+        let bytes = match self.transports.send_now(&dest, bytes) {
+            SendNow::Sent(_) => return,
+            SendNow::Failed(e) => {
+                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+                return;
+            }
+            SendNow::Later(bytes) => bytes,
+        };
         if dest.transport == TransportKind::Udp {
             if let Err(e) = self.transports.send(&dest, bytes).await {
                 tracing::debug!(peer = %dest.addr, error = %e, "send failed");
