@@ -266,6 +266,14 @@ fn teams(c: &Config, out: &mut Vec<Issue>) {
             "must be greater than 0",
         ));
     }
+    // Teams gives up on an unanswered INVITE after 10 s by default (TDR-INV-13): the next proxy
+    // must be tried well before that.
+    if t.failover_timeout_ms == 0 || t.failover_timeout_ms > 8000 {
+        out.push(Issue::new(
+            vec![Key("teams"), Key("failover_timeout_ms")],
+            "must be 1 to 8000 (ms); Teams gives up on a call after 10 s (TDR-INV-13)",
+        ));
+    }
     if t.proxies.is_empty() {
         out.push(Issue::new(
             vec![Key("teams")],
@@ -320,6 +328,14 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 vec![Key("trunk"), Index(i), Key("allow")],
                 "empty: no source could send as this trunk; list its networks (e.g. \"192.0.2.10/32\")",
             ));
+        }
+        for (j, codec) in t.codecs.iter().enumerate() {
+            if codec.is_empty() || codec.contains(char::is_whitespace) {
+                out.push(Issue::new(
+                    vec![Key("trunk"), Index(i), Key("codecs"), Index(j)],
+                    "an encoding name such as \"PCMU\" or \"G722/8000\"",
+                ));
+            }
         }
         for (j, rule) in t.number_rewrite.iter().enumerate() {
             if let Err(e) = crate::trunk_policy::check_rule(rule) {
