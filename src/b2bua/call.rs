@@ -210,6 +210,15 @@ impl Call {
         }
     }
 
+    /// Once answered, the INVITEs are not needed any more (they served the answers to leg A
+    /// and a retry at another proxy); a long call should not hold two full messages.
+    pub(crate) fn shed_setup_messages(&mut self) {
+        self.a_invite = Request::new(Method::Invite, self.a_invite.uri.clone());
+        self.b_invite = Request::new(Method::Invite, self.b_invite.uri.clone());
+        self.early_answer = None;
+        self.pracked = Vec::new();
+    }
+
     pub(crate) fn is_invite_pending(&self) -> bool {
         matches!(self.state, State::Calling | State::Early)
     }

@@ -297,6 +297,7 @@ impl B2bua {
         let (tenant, direction) = (call.tenant.clone(), call.direction);
         tracing::debug!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
         self.records.answered(&tenant, direction, setup);
+        call.shed_setup_messages();
         self.invites.remove(&tx);
         self.respond(tx, out);
     }
