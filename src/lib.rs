@@ -8,6 +8,7 @@
 
 pub mod admin;
 mod b2bua;
+pub mod cdr;
 pub mod clock;
 pub mod config;
 pub mod dns;
@@ -18,5 +19,6 @@ pub mod sdp;
 mod server;
 pub mod sip;
 pub mod teams;
+pub mod trunk_policy;
 
 pub use server::{LocalAddrs, ReloadError, Server, StartError, listeners_summary};

@@ -25,8 +25,24 @@ pub const TLS_HANDSHAKES: &str = "drawbridge_tls_handshakes_total";
 pub const TEAMS_PROXY_UP: &str = "drawbridge_teams_proxy_up";
 /// `{proxy}`: OPTIONS request to final response, seconds.
 pub const OPTIONS_RTT: &str = "drawbridge_options_rtt_seconds";
-/// INVITE received to 200 OK relayed, seconds.
+/// `{tenant, direction}`: INVITE received to 200 OK relayed, seconds.
 pub const CALL_SETUP: &str = "drawbridge_call_setup_seconds";
+/// `{tenant, direction}`: calls from admitted INVITE to teardown.
+pub const CALLS_ACTIVE: &str = "drawbridge_calls_active";
+/// `{tenant, direction}`: INVITEs admitted as new calls.
+pub const CALL_ATTEMPTS: &str = "drawbridge_call_attempts_total";
+/// `{tenant, direction}`: calls answered (200 OK relayed).
+pub const CALLS_ANSWERED: &str = "drawbridge_calls_answered_total";
+/// `{tenant, direction, class}`: call setups that ended without an answer
+/// (class: 3xx, 4xx, 5xx, 6xx, timeout, other).
+pub const CALLS_FAILED: &str = "drawbridge_calls_failed_total";
+/// `{tenant, reason}`: INVITEs refused by a limit with 503 (tenant_calls, tenant_rate,
+/// trunk_rate).
+pub const CALLS_REFUSED: &str = "drawbridge_calls_refused_total";
+/// Call records written to the CDR file.
+pub const CDR_WRITTEN: &str = "drawbridge_cdr_written_total";
+/// `{reason}`: call records lost (queue_full, write_error).
+pub const CDR_DROPPED: &str = "drawbridge_cdr_dropped_total";
 /// `{transport}`: open stream connections (tcp, tls).
 pub const CONNECTIONS_OPEN: &str = "drawbridge_connections_open";
 /// `{direction}`: media packets relayed.
@@ -129,7 +145,37 @@ pub fn describe() {
     describe_histogram!(
         CALL_SETUP,
         Unit::Seconds,
-        "Time from INVITE received to 200 OK relayed"
+        "Time from INVITE received to 200 OK relayed, by tenant and direction"
+    );
+    describe_gauge!(
+        CALLS_ACTIVE,
+        "Calls from admitted INVITE to teardown, by tenant and direction"
+    );
+    describe_counter!(
+        CALL_ATTEMPTS,
+        Unit::Count,
+        "INVITEs admitted as new calls, by tenant and direction"
+    );
+    describe_counter!(
+        CALLS_ANSWERED,
+        Unit::Count,
+        "Calls answered, by tenant and direction"
+    );
+    describe_counter!(
+        CALLS_FAILED,
+        Unit::Count,
+        "Call setups ended without an answer, by tenant, direction and status class"
+    );
+    describe_counter!(
+        CALLS_REFUSED,
+        Unit::Count,
+        "INVITEs refused with 503 by a tenant or trunk limit"
+    );
+    describe_counter!(CDR_WRITTEN, Unit::Count, "Call records written");
+    describe_counter!(
+        CDR_DROPPED,
+        Unit::Count,
+        "Call records lost: queue full or write error"
     );
     describe_gauge!(CONNECTIONS_OPEN, "Open SIP stream connections by transport");
     describe_counter!(

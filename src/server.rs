@@ -26,6 +26,8 @@ pub enum StartError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("DNS resolver: {0}")]
     Dns(#[from] crate::dns::DnsError),
+    #[error("CDR file: {0}")]
+    Cdr(#[from] crate::cdr::CdrError),
     #[error("cannot listen on {addr} (metrics): {source}")]
     AdminBind {
         addr: SocketAddr,
@@ -51,6 +53,7 @@ pub struct Server {
     media: MediaPlane,
     transports: Transports,
     config: Arc<Config>,
+    cdr: crate::cdr::CdrWriter,
 }
 
 /// Why a certificate reload was refused; the running certificate stays in use.
@@ -136,7 +139,14 @@ impl Server {
         };
         let draining = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
-        let endpoint = Endpoint::new(config.clone(), transports.clone(), resolver, media.clone());
+        let cdr = crate::cdr::CdrWriter::start(&config.cdr)?;
+        let endpoint = Endpoint::new(
+            config.clone(),
+            transports.clone(),
+            resolver,
+            media.clone(),
+            cdr.clone(),
+        );
         tasks.spawn(endpoint.run(incoming, media_events, shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -159,6 +169,7 @@ impl Server {
             media,
             transports,
             config,
+            cdr,
         })
     }
 
@@ -173,6 +184,11 @@ impl Server {
         Ok(())
     }
 
+    /// Opens the CDR file again at its path (after logrotate moved it away).
+    pub fn reopen_cdr(&self) {
+        self.cdr.reopen();
+    }
+
     pub fn local_addrs(&self) -> &LocalAddrs {
         &self.addrs
     }
@@ -181,7 +197,13 @@ impl Server {
     pub async fn stopped(self) {
         self.tasks.wait().await;
         let media = self.media;
-        let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
+        let cdr = self.cdr;
+        // Both join threads: the media workers, and the CDR writer after its last flush.
+        let _ = tokio::task::spawn_blocking(move || {
+            media.shutdown();
+            cdr.stop();
+        })
+        .await;
     }
 }
 

@@ -8,7 +8,7 @@ use crate::sip::message::Headers;
 #[derive(Debug)]
 pub(crate) enum SdpBody {
     None,
-    Sdp(SessionDescription),
+    Sdp(Box<SessionDescription>),
     /// An SDP (or a body that should be one) that does not parse: 400/488 territory.
     Invalid,
 }
@@ -35,7 +35,7 @@ pub(crate) fn sdp_of(headers: &Headers, body: &[u8]) -> SdpBody {
 
 fn parse(bytes: &[u8]) -> SdpBody {
     match SessionDescription::from_bytes(bytes) {
-        Ok(sd) => SdpBody::Sdp(sd),
+        Ok(sd) => SdpBody::Sdp(Box::new(sd)),
         Err(_) => SdpBody::Invalid,
     }
 }

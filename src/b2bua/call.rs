@@ -10,6 +10,7 @@ use super::Dest;
 use super::dialog::Dialog;
 use super::media::{CallMedia, SdpSide};
 use super::timer::SessionTimer;
+pub(crate) use crate::cdr::CallDirection;
 use crate::sdp::SessionDescription;
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
@@ -35,21 +36,6 @@ impl LegId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallDirection {
-    TeamsToTrunk,
-    TrunkToTeams,
-}
-
-impl CallDirection {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            CallDirection::TeamsToTrunk => "teams-to-trunk",
-            CallDirection::TrunkToTeams => "trunk-to-teams",
-        }
-    }
-}
-
 /// What a client transaction of a call is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -65,6 +51,10 @@ pub(crate) enum Purpose {
     Bye,
     /// PRACK for a reliable provisional (RFC 3262).
     Prack,
+    /// The INVITE a REFER from Teams asked for (TDR-XFR-02).
+    Transfer,
+    /// NOTIFY of a transfer's progress; nothing waits for its answer.
+    Notify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +133,6 @@ pub(crate) struct Call {
     pub(crate) b_invite: Request,
     pub(crate) b_invite_tx: Option<TxId>,
     pub(crate) b_invite_cseq: u32,
-    /// The SDP leg A offered in its INVITE (None: delayed offer).
-    pub(crate) a_offer: Option<SessionDescription>,
     /// Teams proxies still to try, by index (trunk → Teams).
     pub(crate) proxies_left: VecDeque<usize>,
     /// When to give up on the current proxy if it has said nothing (not even 100).
@@ -168,6 +156,17 @@ pub(crate) struct Call {
     pub(crate) early_answer: Option<Bytes>,
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
+    /// A transfer asked for by Teams with REFER, in progress.
+    pub(crate) transfer: Option<Transfer>,
+}
+
+/// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    pub(crate) refer_leg: LegId,
+    pub(crate) new_leg: Leg,
+    pub(crate) invite_tx: Option<TxId>,
+    pub(crate) invite_cseq: u32,
 }
 
 impl Call {
@@ -209,6 +208,15 @@ impl Call {
         } else {
             LegId::B
         }
+    }
+
+    /// Once answered, the INVITEs are not needed any more (they served the answers to leg A
+    /// and a retry at another proxy); a long call should not hold two full messages.
+    pub(crate) fn shed_setup_messages(&mut self) {
+        self.a_invite = Request::new(Method::Invite, self.a_invite.uri.clone());
+        self.b_invite = Request::new(Method::Invite, self.b_invite.uri.clone());
+        self.early_answer = None;
+        self.pracked = Vec::new();
     }
 
     pub(crate) fn is_invite_pending(&self) -> bool {

@@ -35,7 +35,13 @@ impl B2bua {
             return false;
         };
         let Some((key, leg)) = self.find_dialog(call_id, &to_tag) else {
-            return false;
+            return match tx {
+                Some(tx) => {
+                    let call_id = call_id.to_owned();
+                    self.on_detached_request(tx, &req, &call_id, &to_tag)
+                }
+                None => false,
+            };
         };
         let Some(tx) = tx else {
             self.on_ack(key, leg, &req, now);
@@ -121,7 +127,7 @@ impl B2bua {
             return self.respond(tx, rsp);
         }
         let sdp = match sdp_of(&req.headers, &req.body) {
-            SdpBody::Sdp(sd) => Some(sd),
+            SdpBody::Sdp(sd) => Some(*sd),
             SdpBody::None => None,
             SdpBody::Invalid => {
                 let rsp =

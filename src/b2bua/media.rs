@@ -5,8 +5,6 @@
 //! leg's `o=` version grows only when what we send changes (RFC 3264 §8). The SBC's own media
 //! address never changes during the call (TDR-MED-08): the ports are allocated once.
 
-use std::net::IpAddr;
-
 use crate::media::sdes::CryptoAttribute;
 use crate::media::srtp::SrtpProfile;
 use crate::media::{Allocated, Forwarding, MediaError, MediaPlane, SessionId, SessionUpdate};
@@ -245,6 +243,40 @@ impl CallMedia {
         Ok(())
     }
 
+    /// The offer for a transfer's new Teams dialog, made from what the trunk's party last
+    /// said, so the codec it uses now is what Teams is offered (no transcoding here).
+    pub(crate) fn transfer_offer(
+        &mut self,
+        plane: &MediaPlane,
+    ) -> Result<SessionDescription, BridgeError> {
+        let last = self.last_from_trunk.clone();
+        self.offer(plane, SdpSide::Trunk, last.as_ref())
+    }
+
+    /// A new Teams dialog replacing the current one (INVITE with Replaces, TDR-INV-19):
+    /// its offer is answered here from what the trunk's party last said; the trunk leg
+    /// notices nothing.
+    pub(crate) fn answer_replacing_teams(
+        &mut self,
+        plane: &MediaPlane,
+        teams_offer: &SessionDescription,
+    ) -> Result<SessionDescription, BridgeError> {
+        let trunk = self.last_from_trunk.clone().ok_or(BridgeError::NoOffer)?;
+        self.answer_crypto_for(teams_offer)?;
+        let key = self.teams_key(teams_offer)?;
+        let leg = self.leg(SdpSide::Teams);
+        let crypto = self.crypto.to_string();
+        let out = answer_to_teams(&trunk, teams_offer, &leg, &crypto, &mut self.teams_origin)?;
+        let mut update = remote_update(SdpSide::Teams, teams_offer);
+        update.teams_inbound_key = key;
+        update.teams_outbound_key = self.crypto.master_key().cloned();
+        self.teams_direction = direction_of(teams_offer);
+        update.forwarding = Some(self.forwarding());
+        plane.update_session(self.id, update)?;
+        self.last_to_teams = Some(out.clone());
+        Ok(out)
+    }
+
     /// An offer/answer exchange that failed (a non-2xx to the re-INVITE): the old session
     /// stays (RFC 3264 §8).
     pub(crate) fn abandon_offer(&mut self) {
@@ -283,10 +315,6 @@ impl CallMedia {
             teams_to_trunk: sends(self.teams_direction) && receives(self.trunk_direction),
             trunk_to_teams: sends(self.trunk_direction) && receives(self.teams_direction),
         }
-    }
-
-    pub(crate) fn media_ip(&self, side: SdpSide) -> IpAddr {
-        self.leg(side).address
     }
 }
 

@@ -123,9 +123,13 @@ pub(crate) struct B2bua {
     local: LocalAddrs,
     limits: limits::Limits,
     records: records::Records,
+    /// Header policy and number rules per trunk name.
+    policies: HashMap<String, crate::trunk_policy::TrunkPolicy>,
     calls: HashMap<CallKey, Call>,
     /// (Call-ID, our tag) of every leg → its call.
     dialogs: HashMap<(String, String), (CallKey, LegId)>,
+    /// Dialogs a call left behind (replaced by a transfer), until their BYE.
+    detached: HashMap<(String, String), CallKey>,
     /// Leg A's INVITE server transaction → its call, for CANCEL.
     invites: HashMap<TxId, CallKey>,
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
@@ -137,17 +141,37 @@ pub(crate) struct B2bua {
 }
 
 impl B2bua {
-    pub(crate) fn new(config: Arc<Config>, media: MediaPlane, local: LocalAddrs) -> B2bua {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        media: MediaPlane,
+        local: LocalAddrs,
+        cdr: crate::cdr::CdrWriter,
+    ) -> B2bua {
+        let tenants: Vec<String> = config.tenants.iter().map(|t| t.fqdn.clone()).collect();
         let proxies_up = vec![true; config.teams.proxies.len()];
         B2bua {
             routes: Routes::new(&config),
             limits: limits::Limits::new(&config),
-            records: records::Records::new(),
+            records: records::Records::new(cdr, &tenants),
+            policies: config
+                .trunks
+                .iter()
+                .filter_map(|t| match crate::trunk_policy::TrunkPolicy::from_config(t) {
+                    Ok(p) => Some((t.name.clone(), p)),
+                    Err(e) => {
+                        // check-config refuses such rules; a policy that still fails passes
+                        // identity headers and rewrites nothing.
+                        tracing::error!(trunk = %t.name, error = %e, "trunk policy not usable");
+                        None
+                    }
+                })
+                .collect(),
             config,
             media,
             local,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            detached: HashMap::new(),
             invites: HashMap::new(),
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),

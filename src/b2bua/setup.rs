@@ -19,6 +19,7 @@ use crate::sip::Method;
 use crate::sip::message::{Host, NameAddr, Request, Response, Uri};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::{Side, Target, TransportKind};
+use crate::trunk_policy::{self, NumberField, Toward};
 
 /// Methods we handle, for Allow (TDR-HDR-03, TDR-XFR-01).
 pub(crate) const ALLOW: &str =
@@ -35,10 +36,13 @@ struct Route {
 impl B2bua {
     /// An INVITE outside any dialog, with its new server transaction `tx`.
     pub(crate) fn on_invite(&mut self, tx: TxId, req: Request, src: &Source, now: Instant) {
+        if self.on_replacing_invite(tx, &req, src, now) {
+            return;
+        }
         let route = match self.route(&req, src) {
             Ok(r) => r,
             Err((status, reason)) => {
-                tracing::info!(peer = %src.addr, status, reason, uri = %req.uri, "INVITE refused");
+                tracing::debug!(peer = %src.addr, status, reason, uri = %req.uri, "INVITE refused");
                 return self.reject(tx, &req, status, reason);
             }
         };
@@ -52,7 +56,7 @@ impl B2bua {
             return self.respond(tx, rsp);
         }
         let offer = match sdp_of(&req.headers, &req.body) {
-            SdpBody::Sdp(sd) => Some(sd),
+            SdpBody::Sdp(sd) => Some(*sd),
             SdpBody::None => None,
             SdpBody::Invalid => {
                 return self.reject(tx, &req, 400, "Bad Request - SDP does not parse");
@@ -67,7 +71,13 @@ impl B2bua {
             .limits
             .admit(&route.tenant.fqdn, &route.trunk.name, now)
         {
-            tracing::info!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, why = refusal.label(), "call refused: limit");
+            tracing::debug!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, why = refusal.label(), "call refused: limit");
+            metrics::counter!(
+                crate::metrics::CALLS_REFUSED,
+                "tenant" => route.tenant.fqdn.clone(),
+                "reason" => refusal.label()
+            )
+            .increment(1);
             let tag = self.token(10);
             let mut rsp = Response::for_request(&req, 503, refusal.reason(), Some(&tag));
             rsp.headers
@@ -219,7 +229,6 @@ impl B2bua {
             b_invite: b_invite.clone(),
             b_invite_tx: None,
             b_invite_cseq: b_cseq,
-            a_offer: offer,
             proxies_left,
             failover_at: None,
             provisional_seen: false,
@@ -236,6 +245,7 @@ impl B2bua {
             pracked: Vec::new(),
             early_answer: None,
             ended: None,
+            transfer: None,
         };
         call.b.dialog.local_cseq = b_cseq;
         if call.b.side == Side::Teams {
@@ -250,7 +260,7 @@ impl B2bua {
             call.b.dialog.local_tag.clone(),
         );
         let via = call.b.via.clone();
-        tracing::info!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.label(), "call started");
+        tracing::debug!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.metric_label(), "call started");
         self.calls.insert(key, call);
         self.register_dialog(&a_dlg.0, &a_dlg.1, key, LegId::A);
         self.register_dialog(&b_dlg.0, &b_dlg.1, key, LegId::B);
@@ -339,8 +349,28 @@ impl B2bua {
         let tag = self.token(10);
         let a_from = a_req.headers.from().ok();
         let display = a_from.as_ref().and_then(|f| f.display.clone());
-        let from_user = from_user.unwrap_or("anonymous").to_owned();
-        let to_user = to_user.unwrap_or_default().to_owned();
+        let toward = match b_side {
+            Side::Teams => Toward::Teams,
+            Side::Trunk => Toward::Trunk,
+        };
+        let policy = self.policies.get(&route.trunk.name).cloned();
+        // TDR-INV-02: a caller given only in P-Asserted-Identity becomes From toward Teams.
+        let caller = match (b_side, from_user) {
+            (Side::Teams, Some(u)) if !trunk_policy::is_e164(u) => {
+                trunk_policy::caller_from_pai(&a_req.headers).unwrap_or_else(|| u.to_owned())
+            }
+            (_, u) => u.unwrap_or("anonymous").to_owned(),
+        };
+        let rewrite = |field: NumberField, user: &str| -> String {
+            match &policy {
+                Some(p) => p.rewrite_number(toward, field, user).into_owned(),
+                None => user.to_owned(),
+            }
+        };
+        let from_user = rewrite(NumberField::From, &caller);
+        let callee = to_user.unwrap_or_default().to_owned();
+        let to_user = rewrite(NumberField::To, &callee);
+        let ruri_user = rewrite(NumberField::RequestUri, &callee);
         let (target, local, remote, contact, via, transport, dest, proxies_left, fallback) =
             match b_side {
                 Side::Trunk => {
@@ -359,12 +389,14 @@ impl B2bua {
                         .map(|u| (u.host.clone(), u.port))
                         .unwrap_or((Host::Domain(String::new()), None));
                     let mut target = Uri::sip(host.clone());
-                    target.user = Some(to_user.clone());
+                    target.user = Some(ruri_user.clone());
                     target.port = port;
                     let (our_host, our_port) = self.trunk_sent_by(transport);
                     let mut local = NameAddr::new(sip_uri(&from_user, &our_host, None));
                     local.display = display;
-                    let remote = NameAddr::new(target.clone());
+                    let mut to_uri = target.clone();
+                    to_uri.user = Some(to_user.clone());
+                    let remote = NameAddr::new(to_uri);
                     let contact = trunk_contact(&from_user, &our_host, our_port, transport);
                     let via = format!("SIP/2.0/{transport} {our_host}:{our_port}");
                     let default_port = if transport == TransportKind::Tls {
@@ -421,7 +453,7 @@ impl B2bua {
                     let (phost, pport) =
                         proxy.map(|p| (p.host.clone(), p.port)).unwrap_or_default();
                     // TDR-INV-01: +E.164 at the proxy, user=phone.
-                    let mut target = sip_uri(&to_user, &phost, Some(pport));
+                    let mut target = sip_uri(&ruri_user, &phost, Some(pport));
                     target.params.push(("user".into(), Some("phone".into())));
                     target.params.push(("transport".into(), Some("tls".into())));
                     let fqdn = route.tenant.fqdn.clone();
@@ -466,7 +498,10 @@ impl B2bua {
             req.headers
                 .push("X-MS-SBC", self.config.sbc.product.clone());
         }
-        carry_identity(a_req, &mut req);
+        match &policy {
+            Some(p) => p.carry_identity(toward, &a_req.headers, &mut req.headers),
+            None => carry_identity(a_req, &mut req),
+        }
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(offer.to_string());
         let leg = Leg {
@@ -503,7 +538,7 @@ impl B2bua {
     }
 }
 
-/// Headers that say who calls, passed to the other leg (the per-trunk policy decides).
+/// Without a policy (a trunk whose rules did not build): P-Asserted-Identity and Privacy pass.
 fn carry_identity(from: &Request, to: &mut Request) {
     for name in ["P-Asserted-Identity", "Privacy"] {
         for v in from.headers.get_all(name) {

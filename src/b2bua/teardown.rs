@@ -9,28 +9,13 @@ use crate::sip::Method;
 use crate::sip::message::{Host, Response};
 use crate::sip::transport::{Side, Target, TransportKind};
 
-/// Who ended a call, for the CDR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndedBy {
-    Teams,
-    Trunk,
-    Sbc,
-}
+pub(crate) use crate::cdr::EndedBy;
 
-impl EndedBy {
-    pub(crate) fn side(side: Side) -> EndedBy {
-        match side {
-            Side::Teams => EndedBy::Teams,
-            Side::Trunk => EndedBy::Trunk,
-        }
-    }
-
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            EndedBy::Teams => "teams",
-            EndedBy::Trunk => "trunk",
-            EndedBy::Sbc => "sbc",
-        }
+/// Who ended a call from a side's point of view.
+pub(crate) fn by_side(side: Side) -> EndedBy {
+    match side {
+        Side::Teams => EndedBy::Teams,
+        Side::Trunk => EndedBy::Trunk,
     }
 }
 
@@ -47,14 +32,14 @@ impl End {
     pub(crate) fn bye(side: Side) -> End {
         End {
             reason: "bye",
-            by: EndedBy::side(side),
+            by: by_side(side),
             gone: Some(side),
         }
     }
     pub(crate) fn cancel(side: Side) -> End {
         End {
             reason: "cancel",
-            by: EndedBy::side(side),
+            by: by_side(side),
             gone: Some(side),
         }
     }
@@ -97,13 +82,6 @@ impl End {
         End {
             reason: "dialog-gone",
             by: EndedBy::Sbc,
-            gone: None,
-        }
-    }
-    pub(crate) fn transferred() -> End {
-        End {
-            reason: "transferred",
-            by: EndedBy::Teams,
             gone: None,
         }
     }
@@ -239,7 +217,10 @@ impl B2bua {
                 side: Side::Trunk,
             });
         };
-        let l = call.leg(leg);
+        self.dest_of(call.leg(leg))
+    }
+
+    pub(crate) fn dest_of(&self, l: &super::call::Leg) -> Dest {
         let uri = l.dialog.next_hop();
         let transport = uri
             .param("transport")

@@ -37,7 +37,10 @@ fn config(extra: &str) -> (tempfile::TempDir, Config) {
         .replace("certs/dev/", "")
         .replace("port_min = 40000", "port_min = 53000")
         .replace("port_max = 49999", "port_max = 53999")
-        .replace("max_calls = 100", &format!("max_calls = 100\n{extra}"));
+        .replace(
+            "allow = [\"127.0.0.1/32\"]",
+            &format!("allow = [\"127.0.0.1/32\"]\n{extra}"),
+        );
     let c = crate::config::from_str(&text, Path::new("t.toml"), dir.path()).unwrap();
     (dir, c)
 }
@@ -53,7 +56,12 @@ impl Harness {
             trunk_tls: None,
         };
         Harness {
-            b2bua: B2bua::new(Arc::new(config), plane, local),
+            b2bua: B2bua::new(
+                Arc::new(config),
+                plane,
+                local,
+                crate::cdr::CdrWriter::disabled(),
+            ),
             txns: Transactions::new(TimerConfig::default()),
             _certs: dir,
             now: crate::clock::now(),
@@ -432,4 +440,257 @@ fn silent_first_proxy_makes_the_call_go_to_the_second() {
         "{dest2:?}"
     );
     assert_eq!(invite2.uri.host.to_string(), "sip2.pstnhub.microsoft.com");
+}
+
+/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
+fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
+    let (_, b_invite, call, b_tx) = start_teams_call(h);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        h.now,
+    );
+    let ok = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { response, .. } if response.status == 200 => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let ack = request(&format!(
+        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    (call, b_invite, ok)
+}
+
+#[test]
+fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr_med_08() {
+    let mut h = Harness::new("");
+    let (call, b_invite, ok) = confirmed_call(&mut h);
+    let first = SessionDescription::from_bytes(&ok.body).unwrap();
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let held = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc 7 8")
+        .replace("a=sendrecv", "a=sendonly");
+    let head = format!(
+        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
+        b_invite.headers.call_id().unwrap()
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+    );
+    let (reinvite, re_tx) = h
+        .run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                leg: LegId::A,
+                purpose: Purpose::Offer,
+                ..
+            } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams");
+    let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+    assert_eq!(sdp.media[0].port, first.media[0].port);
+    assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
+    // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
+    let teams_answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let back = acts
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(back.status, 200);
+    let sdp = SessionDescription::from_bytes(&back.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/AVP");
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+}
+
+#[test]
+fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
+    let mut h = Harness::new("");
+    let (_, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let head = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, TEAMS_SDP)), h.now)
+    );
+    let acts = h.run();
+    match &acts[..] {
+        [(Action::Respond { response, .. }, _)] => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, ok.body, "the same SDP, same version");
+        }
+        other => panic!("refresh crossed to the trunk: {other:?}"),
+    }
+}
+
+#[test]
+fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xfr_02() {
+    let mut h = Harness::new("");
+    let (call, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let refer = request(&format!(
+        "REFER sip:customer1.sbc.example.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref1\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 3 REFER\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Refer-To: <sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc>\r\n\
+         Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
+    let acts = h.run();
+    assert!(
+        acts.iter()
+            .any(|(a, _)| matches!(a, Action::Respond { response, .. } if response.status == 202))
+    );
+    let notify = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Notify,
+                ..
+            } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("NOTIFY 100");
+    assert_eq!(notify.body.as_ref(), b"SIP/2.0 100 Trying\r\n");
+    let (invite, itx) = acts
+        .iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Transfer,
+                ..
+            } => Some((request.clone(), t.unwrap())),
+            _ => None,
+        })
+        .expect("transfer INVITE");
+    assert_eq!(
+        invite.uri.to_string(),
+        "sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc"
+    );
+    let raw = text(&invite.to_bytes());
+    assert!(raw.contains("Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\n"), "{raw}");
+    assert!(
+        raw.contains("From: <sip:+15550100@customer1.sbc.example.test;user=phone>;tag="),
+        "{raw}"
+    );
+    assert!(!raw.contains("Replaces"), "TDR-INV-19: {raw}");
+    let sdp = SessionDescription::from_bytes(&invite.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/SAVP");
+    // The new party answers; the call continues on the new dialog.
+    let answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 9 1")
+        .replace("41000", "41010");
+    h.b2bua.on_response(
+        call,
+        LegId::A,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 200, "new1", Some(&answer)),
+        h.now,
+    );
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let last = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Notify,
+                ..
+            } => Some(request.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(last.body.starts_with(b"SIP/2.0 200 "), "{last:?}");
+    assert!(text(&last.to_bytes()).contains("Subscription-State: terminated"));
+    // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
+    let bye = request(&format!(
+        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye2\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    assert!(
+        matches!(&acts[..], [(Action::Respond { response, .. }, _)] if response.status == 200),
+        "{acts:?}"
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
+    let mut h = Harness::new(
+        "[trunk.headers]\np_asserted_identity = \"strip\"\n\
+         [[trunk.number_rewrite]]\ntoward = \"trunk\"\nfields = [\"request-uri\", \"to\"]\nmatch = '\\+1(\\d+)'\nreplace = '$1'\n",
+    );
+    let a_tx = h.server_tx();
+    let mut invite = teams_invite("customer1.sbc.example.test");
+    invite.headers.push(
+        "P-Asserted-Identity",
+        "<sip:+15550199@sip.pstnhub.microsoft.com;user=phone>",
+    );
+    h.b2bua.on_invite(a_tx, invite, &teams_source(), h.now);
+    let b_invite = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Request { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(b_invite.uri.user.as_deref(), Some("5550100"));
+    let raw = text(&b_invite.to_bytes());
+    assert!(
+        raw.contains("To: <sip:5550100@127.0.0.1:5080>\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("From: \"Teams\" <sip:+15550199@127.0.0.1>"),
+        "From keeps its number: {raw}"
+    );
+    assert!(!raw.contains("P-Asserted-Identity"), "{raw}");
 }

@@ -32,7 +32,12 @@ impl B2bua {
                     p.client_tx = Some(tx);
                 }
             }
-            Purpose::Refresh | Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => {
+                if let Some(t) = call.transfer.as_mut() {
+                    t.invite_tx = Some(tx);
+                }
+            }
+            Purpose::Refresh | Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
     }
 
@@ -54,7 +59,8 @@ impl B2bua {
             Purpose::Invite => self.invite_response(key, tx, rsp, now),
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
             Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
-            Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);
     }
@@ -83,7 +89,8 @@ impl B2bua {
             }
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
             Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
-            Purpose::Bye | Purpose::Prack => {}
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);
     }
@@ -288,8 +295,9 @@ impl B2bua {
         let tx = call.a_invite_tx;
         let setup = now.saturating_duration_since(call.setup_at);
         let (tenant, direction) = (call.tenant.clone(), call.direction);
-        tracing::info!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
+        tracing::debug!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
         self.records.answered(&tenant, direction, setup);
+        call.shed_setup_messages();
         self.invites.remove(&tx);
         self.respond(tx, out);
     }
@@ -325,7 +333,7 @@ impl B2bua {
         let ended_by = if no_response {
             EndedBy::Sbc
         } else {
-            EndedBy::side(call.b.side)
+            super::teardown::by_side(call.b.side)
         };
         self.fail_a(key, status, reason, ended_by, now);
     }

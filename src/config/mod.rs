@@ -6,15 +6,20 @@
 
 pub mod default;
 mod location;
+mod policy;
 mod schema;
 mod trunk_uri;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use policy::{
+    DiversionPolicy, HistoryInfoPolicy, NumberFieldName, NumberRewriteConfig, PassOrStrip,
+    RewriteToward, TrunkHeaders,
+};
 pub use schema::{
-    Config, DnsSection, ListenSection, ProxyConfig, SbcSection, SipSection, TeamsSection,
-    TenantConfig, TlsSection, TrunkConfig,
+    CdrConfig, Config, DnsSection, ListenSection, NumberPolicy, ProxyConfig, SbcSection,
+    SipSection, TeamsSection, TenantConfig, TlsSection, TrunkConfig,
 };
 pub use validate::Issue;
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::policy::{NumberRewriteConfig, TrunkHeaders};
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +26,8 @@ pub struct Config {
     pub media: crate::media::MediaConfig,
     #[serde(default)]
     pub dns: DnsSection,
+    #[serde(default)]
+    pub cdr: CdrConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +210,12 @@ pub struct TrunkConfig {
     pub uri: String,
     /// Source networks that may send requests as this trunk (the trunk-side ACL).
     pub allow: Vec<IpNet>,
+    /// What happens to the identity and call-history headers crossing to or from this trunk.
+    #[serde(default)]
+    pub headers: TrunkHeaders,
+    /// Rules rewriting the user part of Request-URI, From and To (E.164 normalisation).
+    #[serde(default)]
+    pub number_rewrite: Vec<NumberRewriteConfig>,
     /// New calls per second admitted from or to this trunk (0 = no limit).
     #[serde(default)]
     pub calls_per_second: u32,
@@ -227,9 +237,38 @@ pub struct DnsSection {
     pub nameservers: Vec<SocketAddr>,
 }
 
+/// Call detail records: one JSON line per call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrConfig {
+    /// File the records are appended to; absent: no records are written.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// How calling and called numbers appear in the records.
+    #[serde(default)]
+    pub numbers: NumberPolicy,
+}
+
+/// How much of a calling or called number a call record keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberPolicy {
+    /// The number as signaled.
+    #[default]
+    Full,
+    /// First four and last two digits; the rest replaced by `*`.
+    Masked,
+    /// No number at all.
+    Omit,
+}
+
 impl Config {
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca] {
+        let cdr = self.cdr.path.as_mut();
+        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca]
+            .into_iter()
+            .chain(cdr)
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

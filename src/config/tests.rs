@@ -90,6 +90,142 @@ fn bad_address_is_a_syntax_error_with_line() {
 }
 
 #[test]
+fn trunk_without_policy_keys_passes_every_header_and_rewrites_nothing() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    let t = c.trunk("cc1").unwrap();
+    assert_eq!(t.headers, TrunkHeaders::default());
+    assert_eq!(t.headers.p_asserted_identity, PassOrStrip::Pass);
+    assert_eq!(t.headers.history_info, HistoryInfoPolicy::Pass);
+    assert!(t.number_rewrite.is_empty());
+}
+
+const POLICY: &str = r#"
+[trunk.headers]
+p_asserted_identity = "strip"
+privacy = "pass"
+diversion = "to-history-info"
+history_info = "to-diversion"
+
+[[trunk.number_rewrite]]
+toward = "trunk"
+fields = ["request-uri", "to"]
+match = '\+44(\d+)'
+replace = '0$1'
+
+[[trunk.number_rewrite]]
+toward = "teams"
+match = '^0(\d{9,})$'
+replace = '+44$1'
+"#;
+
+#[test]
+fn trunk_header_policy_and_rewrite_rules_are_read() {
+    let text = format!("{}{POLICY}", default::DEFAULT_TOML);
+    let c = parse(&text).unwrap();
+    let t = c.trunk("cc1").unwrap();
+    assert_eq!(
+        t.headers,
+        TrunkHeaders {
+            p_asserted_identity: PassOrStrip::Strip,
+            privacy: PassOrStrip::Pass,
+            diversion: DiversionPolicy::ToHistoryInfo,
+            history_info: HistoryInfoPolicy::ToDiversion,
+        }
+    );
+    assert_eq!(t.number_rewrite.len(), 2);
+    assert_eq!(t.number_rewrite[0].toward, RewriteToward::Trunk);
+    assert_eq!(
+        t.number_rewrite[0].fields,
+        [NumberFieldName::RequestUri, NumberFieldName::To]
+    );
+    // fields left out: all three.
+    assert_eq!(
+        t.number_rewrite[1].fields,
+        [
+            NumberFieldName::RequestUri,
+            NumberFieldName::From,
+            NumberFieldName::To
+        ]
+    );
+    assert_eq!(t.number_rewrite[1].pattern, r"^0(\d{9,})$");
+}
+
+#[test]
+fn rewrite_pattern_that_does_not_compile_points_at_its_match_key() {
+    let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(r"^0(\d{9,})$", r"^0(\d{9,$");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains(r"(\d{9,$")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!(
+        (issue.key.as_str(), issue.line, issue.col),
+        (
+            "trunk[0].number_rewrite[1].match",
+            line,
+            "match = ".len() + 1
+        ),
+        "{err}"
+    );
+    assert!(issue.reason.starts_with("does not compile: "), "{err}");
+    assert_eq!(
+        err.to_string().lines().count(),
+        1,
+        "one line per problem: {err}"
+    );
+}
+
+#[test]
+fn rewrite_replacement_naming_a_missing_group_points_at_replace() {
+    let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace("'+44$1'", "'+44$1x'");
+    let err = parse(&text).unwrap_err();
+    let line = text.lines().position(|l| l.contains("$1x")).unwrap() + 1;
+    let issue = &err.issues()[0];
+    assert_eq!(
+        (issue.key.as_str(), issue.line),
+        ("trunk[0].number_rewrite[1].replace", line),
+        "{err}"
+    );
+    assert!(issue.reason.contains("$1x"), "{err}");
+}
+
+#[test]
+fn empty_rewrite_pattern_is_refused() {
+    let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(r"'\+44(\d+)'", "''");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(
+        err.issues()[0].key,
+        "trunk[0].number_rewrite[0].match",
+        "{err}"
+    );
+    assert_eq!(err.issues()[0].reason, "must not be empty");
+}
+
+#[test]
+fn unknown_header_policy_value_or_key_is_a_syntax_error_with_its_line() {
+    for (from, to, needle) in [
+        (
+            "diversion = \"to-history-info\"",
+            "diversion = \"drop\"",
+            "drop",
+        ),
+        ("privacy = \"pass\"", "privcy = \"pass\"", "privcy"),
+        ("toward = \"teams\"", "toward = \"carrier\"", "carrier"),
+        (
+            "fields = [\"request-uri\", \"to\"]",
+            "fields = [\"ruri\"]",
+            "ruri",
+        ),
+    ] {
+        let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(from, to);
+        let err = parse(&text).unwrap_err();
+        let line = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        assert!(
+            matches!(&err, ConfigError::Syntax { line: l, .. } if *l == line),
+            "{to}: {err}"
+        );
+    }
+}
+
+#[test]
 fn missing_certificate_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = from_str(default::DEFAULT_TOML, Path::new("t.toml"), dir.path()).unwrap_err();
@@ -117,4 +253,64 @@ fn key_of_another_certificate_is_refused_on_the_key_line() {
     let issue = &err.issues()[0];
     assert_eq!((issue.key.as_str(), issue.line), ("tls.key", line), "{err}");
     assert!(issue.reason.contains("does not match"), "{err}");
+}
+
+#[test]
+fn cdr_section_is_optional_and_defaults_to_no_records_with_full_numbers() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    assert_eq!(c.cdr, CdrConfig::default());
+    assert_eq!(c.cdr.numbers, NumberPolicy::Full);
+}
+
+#[test]
+fn cdr_relative_path_is_taken_from_the_config_directory() {
+    let (dir, text) = with_certs(default::DEFAULT_TOML);
+    let text = format!("{text}\n[cdr]\npath = \"cdr.jsonl\"\nnumbers = \"masked\"\n");
+    let c = from_str(&text, Path::new("test.toml"), dir.path()).unwrap();
+    assert_eq!(
+        c.cdr.path.as_deref(),
+        Some(dir.path().join("cdr.jsonl").as_path())
+    );
+    assert_eq!(c.cdr.numbers, NumberPolicy::Masked);
+    // check-config creates nothing.
+    assert!(!dir.path().join("cdr.jsonl").exists());
+}
+
+#[test]
+fn cdr_path_in_a_missing_directory_is_refused_on_its_line() {
+    let text = format!(
+        "{}\n[cdr]\npath = \"no-such-dir/cdr.jsonl\"\n",
+        default::DEFAULT_TOML
+    );
+    let err = parse(&text).unwrap_err();
+    let line = text
+        .lines()
+        .position(|l| l.contains("no-such-dir"))
+        .unwrap()
+        + 1;
+    let issue = &err.issues()[0];
+    assert_eq!(
+        (issue.key.as_str(), issue.line, issue.col),
+        ("cdr.path", line, 8),
+        "{err}"
+    );
+    assert!(issue.reason.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn cdr_path_naming_a_directory_is_refused() {
+    let (dir, text) = with_certs(default::DEFAULT_TOML);
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let text = format!("{text}\n[cdr]\npath = \"logs\"\n");
+    let err = from_str(&text, Path::new("test.toml"), dir.path()).unwrap_err();
+    assert_eq!(err.issues()[0].key, "cdr.path", "{err}");
+    assert!(err.issues()[0].reason.contains("is a directory"), "{err}");
+}
+
+#[test]
+fn cdr_numbers_outside_the_three_policies_is_a_syntax_error() {
+    let text = format!("{}\n[cdr]\nnumbers = \"hashed\"\n", default::DEFAULT_TOML);
+    let err = parse(&text).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert!(err.to_string().contains("hashed"), "{err}");
 }

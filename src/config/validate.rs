@@ -57,6 +57,7 @@ pub(crate) fn validate(c: &Config) -> Vec<Issue> {
     teams(c, &mut out);
     trunks(c, &mut out);
     tenants(c, &mut out);
+    cdr(c, &mut out);
     if let Err(e) = c.media.validate() {
         use crate::media::MediaConfigError as E;
         let key = match &e {
@@ -265,6 +266,14 @@ fn teams(c: &Config, out: &mut Vec<Issue>) {
             "must be greater than 0",
         ));
     }
+    // Teams gives up on an unanswered INVITE after 10 s by default (TDR-INV-13): the next proxy
+    // must be tried well before that.
+    if t.failover_timeout_ms == 0 || t.failover_timeout_ms > 8000 {
+        out.push(Issue::new(
+            vec![Key("teams"), Key("failover_timeout_ms")],
+            "must be 1 to 8000 (ms); Teams gives up on a call after 10 s (TDR-INV-13)",
+        ));
+    }
     if t.proxies.is_empty() {
         out.push(Issue::new(
             vec![Key("teams")],
@@ -320,6 +329,28 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 "empty: no source could send as this trunk; list its networks (e.g. \"192.0.2.10/32\")",
             ));
         }
+        for (j, codec) in t.codecs.iter().enumerate() {
+            if codec.is_empty() || codec.contains(char::is_whitespace) {
+                out.push(Issue::new(
+                    vec![Key("trunk"), Index(i), Key("codecs"), Index(j)],
+                    "an encoding name such as \"PCMU\" or \"G722/8000\"",
+                ));
+            }
+        }
+        for (j, rule) in t.number_rewrite.iter().enumerate() {
+            if let Err(e) = crate::trunk_policy::check_rule(rule) {
+                out.push(Issue::new(
+                    vec![
+                        Key("trunk"),
+                        Index(i),
+                        Key("number_rewrite"),
+                        Index(j),
+                        Key(e.key()),
+                    ],
+                    e.to_string(),
+                ));
+            }
+        }
     }
 }
 
@@ -358,6 +389,54 @@ fn tenants(c: &Config, out: &mut Vec<Issue>) {
             out.push(Issue::new(
                 vec![Key("tenant"), Index(i), Key("max_calls")],
                 "0 would refuse every call",
+            ));
+        }
+    }
+}
+
+/// The CDR file must be appendable when it exists, and its directory must exist when it does
+/// not yet: the daemon creates the file, never directories. check-config creates nothing.
+fn cdr(c: &Config, out: &mut Vec<Issue>) {
+    let Some(path) = &c.cdr.path else {
+        return;
+    };
+    let key = vec![Key("cdr"), Key("path")];
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            out.push(Issue::new(
+                key,
+                format!("{} is a directory, not a file", path.display()),
+            ));
+        }
+        Ok(_) => {
+            if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+                out.push(Issue::new(
+                    key,
+                    format!("cannot append to {}: {e}", path.display()),
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+                out.push(Issue::new(
+                    key,
+                    format!("directory {} does not exist", dir.display()),
+                ));
+            } else if std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly()) {
+                out.push(Issue::new(
+                    key,
+                    format!("directory {} is read-only", dir.display()),
+                ));
+            }
+        }
+        Err(e) => {
+            out.push(Issue::new(
+                key,
+                format!("cannot read {}: {e}", path.display()),
             ));
         }
     }

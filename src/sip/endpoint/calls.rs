@@ -13,7 +13,7 @@ use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::{Output, TransactionKey, TxId};
-use crate::sip::transport::{Target, TransportKind};
+use crate::sip::transport::{SendNow, Target, TransportKind};
 use crate::teams::keepalive::Health;
 
 /// A call's client transaction: what it is for, where it goes, and what it sent and last
@@ -115,7 +115,10 @@ impl Endpoint {
                 }
             };
             let _ = feedback
-                .send(Feedback::CallResolved { action, target })
+                .send(Feedback::CallResolved {
+                    action: Box::new(action),
+                    target,
+                })
                 .await;
         });
     }
@@ -313,6 +316,14 @@ impl Endpoint {
     /// Teams proxy takes a while), and that must not stall the endpoint.
     fn send_detached(&self, dest: Target, bytes: Bytes) {
         self.trace_out(&dest, &bytes);
+        let bytes = match self.transports.send_now(&dest, bytes) {
+            SendNow::Sent(_) => return,
+            SendNow::Failed(e) => {
+                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+                return;
+            }
+            SendNow::Later(bytes) => bytes,
+        };
         let transports = self.transports.clone();
         tokio::spawn(async move {
             if let Err(e) = transports.send(&dest, bytes).await {
@@ -322,8 +333,17 @@ impl Endpoint {
     }
 
     /// As [`Self::send_detached`], and a failure ends transaction `id` (§17.1.4).
-    fn send_detached_for(&self, id: TxId, dest: Target, bytes: Bytes) {
+    fn send_detached_for(&mut self, id: TxId, dest: Target, bytes: Bytes) {
         self.trace_out(&dest, &bytes);
+        let bytes = match self.transports.send_now(&dest, bytes) {
+            SendNow::Sent(_) => return,
+            SendNow::Failed(e) => {
+                tracing::info!(peer = %dest.addr, error = %e, "call request not sent");
+                let _ = self.txns.handle_transport_error(id, clock::now());
+                return;
+            }
+            SendNow::Later(bytes) => bytes,
+        };
         let transports = self.transports.clone();
         let feedback = self.feedback_tx.clone();
         tokio::spawn(async move {

@@ -134,13 +134,7 @@ impl Endpoint {
     }
 
     /// A new server transaction: decide the answer.
-    async fn dispatch(
-        &mut self,
-        id: crate::sip::transaction::TxId,
-        req: Request,
-        key: &TransactionKey,
-        inc: &Incoming,
-    ) {
+    async fn dispatch(&mut self, id: TxId, req: Request, key: &TransactionKey, inc: &Incoming) {
         let now = clock::now();
         if has_to_tag(&req) && req.method != Method::Cancel {
             // Inside a dialog: the call it belongs to answers, or nobody knows it (481).

@@ -27,7 +27,7 @@ use crate::dns::SipResolver;
 use crate::media::{MediaEvent, MediaPlane};
 use crate::routing::Routes;
 use crate::sip::transaction::{Output, Transactions, TxId};
-use crate::sip::transport::{Incoming, Side, Target, TransportKind, Transports};
+use crate::sip::transport::{Incoming, SendNow, Side, Target, TransportKind, Transports};
 use crate::sip::validate::ValidationPolicy;
 use crate::teams::keepalive::Pinger;
 
@@ -65,7 +65,7 @@ enum Feedback {
     TxSendFailed { tx: TxId },
     /// A call's next hop was looked up (`None`: it did not resolve).
     CallResolved {
-        action: crate::b2bua::Action,
+        action: Box<crate::b2bua::Action>,
         target: Option<Target>,
     },
 }
@@ -94,6 +94,7 @@ impl Endpoint {
         transports: Transports,
         resolver: SipResolver,
         media: MediaPlane,
+        cdr: crate::cdr::CdrWriter,
     ) -> Self {
         let now = clock::now();
         let local = LocalAddrs {
@@ -110,7 +111,7 @@ impl Endpoint {
             trunk_tcp: transports.local_addr(TransportKind::Tcp, Side::Trunk),
             trunk_tls: transports.local_addr(TransportKind::Tls, Side::Trunk),
         };
-        let b2bua = B2bua::new(config.clone(), media, local);
+        let b2bua = B2bua::new(config.clone(), media, local, cdr);
         let pinger = keepalive::pinger_for(&config, now);
         let (feedback_tx, feedback_rx) = mpsc::channel(1024);
         let routes = Routes::new(&config);
@@ -287,6 +288,14 @@ impl Endpoint {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
         }
+        let bytes = match self.transports.send_now(&dest, bytes) {
+            SendNow::Sent(_) => return,
+            SendNow::Failed(e) => {
+                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
+                return;
+            }
+            SendNow::Later(bytes) => bytes,
+        };
         if dest.transport == TransportKind::Udp {
             if let Err(e) = self.transports.send(&dest, bytes).await {
                 tracing::debug!(peer = %dest.addr, error = %e, "send failed");
@@ -329,7 +338,7 @@ impl Endpoint {
             Feedback::TxSendFailed { tx } => {
                 let _ = self.txns.handle_transport_error(tx, clock::now());
             }
-            Feedback::CallResolved { action, target } => self.on_call_resolved(action, target),
+            Feedback::CallResolved { action, target } => self.on_call_resolved(*action, target),
         }
     }
 }
