@@ -578,6 +578,13 @@ async fn tenant_at_max_calls_refuses_the_next_call_503_with_retry_after() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("Retry-After is not seconds:\n{busy}"));
     assert!(retry >= 1, "{busy}");
+    // Only this test refuses calls of this tenant.
+    let refused = metric(
+        &d.metrics(),
+        "drawbridge_calls_refused_total",
+        &[("tenant", TENANT1), ("reason", "tenant_calls")],
+    );
+    assert_eq!(refused, 1.0, "the refusal is not counted");
 
     expect_success(uac, &first.dir, "uac").await;
     expect_success(uas, &trunk.dir, "uas").await;
@@ -655,5 +662,70 @@ async fn trunk_to_teams_call_fails_over_to_the_next_proxy_when_the_first_is_sile
         "the call completed before the failover timeout"
     );
     drop(p1);
+    d.stop().await;
+}
+
+/// After one answered call, /metrics shows it for its tenant: one attempt, one answer, one
+/// setup time, nothing active. The tenant exists only in this test, so the process-wide
+/// recorder shared by the parallel tests cannot blur the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_is_counted_per_tenant_in_metrics() {
+    const TENANT: &str = "metrics.sbc.example.test";
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let text = lab.config(
+        &[Tenant {
+            fqdn: TENANT,
+            trunk: "cc1",
+            max_calls: 10,
+        }],
+        &[Trunk {
+            name: "cc1",
+            port: trunk.port,
+        }],
+        &[no_proxy()],
+        "",
+    );
+    let d = Daemon::start(&text).await;
+    let uas = trunk.uas("uas", "trunk_uas_call.xml", &[]);
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT)],
+        &["-d", "100"],
+    );
+    expect_success(uac, &teams.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+
+    let labels = [("tenant", TENANT), ("direction", "teams_to_trunk")];
+    // The BYE's 200 reached Teams before the SBC's bookkeeping may have run: wait for it.
+    wait_for(
+        "the call ended in /metrics",
+        std::time::Duration::from_secs(5),
+        || (metric(&d.metrics(), "drawbridge_calls_active", &labels) == 0.0).then_some(()),
+    )
+    .await;
+    let m = d.metrics();
+    assert_eq!(
+        metric(&m, "drawbridge_call_attempts_total", &labels),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "drawbridge_calls_answered_total", &labels),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "drawbridge_call_setup_seconds_count", &labels),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "drawbridge_calls_failed_total", &labels),
+        0.0,
+        "{m}"
+    );
     d.stop().await;
 }
