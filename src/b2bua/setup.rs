@@ -208,10 +208,8 @@ impl B2bua {
             via: self.via_for(a_side, &route, a_transport),
             allows_update: allows(&req, "UPDATE"),
             last_ack: None,
-            session_timer: match a_timer {
-                UasTimer::Use { .. } => None, // started when the call is answered
-                _ => None,
-            },
+            // Started when the call is answered.
+            session_timer: None,
             remote_origin: offer.as_ref().map(super::call::origin_of),
         };
         let b_cseq = 1;
