@@ -88,7 +88,7 @@ impl B2bua {
         self.respond(tx, Response::for_request(&req, 100, "Trying", None));
 
         let key = self.new_key();
-        match self.start_call(key, tx, req.clone(), src, route, offer, a_timer, now) {
+        match self.start_call(key, tx, req.clone(), src, route, offer, now) {
             Ok(()) => self.schedule(key),
             Err((status, reason, tenant)) => {
                 self.limits.release(&tenant);
@@ -152,7 +152,6 @@ impl B2bua {
         src: &Source,
         route: Route,
         offer: Option<SessionDescription>,
-        a_timer: UasTimer,
         now: Instant,
     ) -> Result<(), (u16, String, String)> {
         let tenant = route.tenant.fqdn.clone();

@@ -295,9 +295,14 @@ fn trunk_answer_reaches_teams_as_srtp_with_our_key_and_the_call_ends_on_trunk_by
                 assert_eq!(response.status, 200);
             }
             Action::Request {
-                request, leg, dest, ..
+                request,
+                leg,
+                dest,
+                via,
+                ..
             } => {
                 assert_eq!(leg, LegId::A);
+                assert_eq!(via, "SIP/2.0/TLS customer1.sbc.example.test:5061");
                 assert_eq!(request.method, Method::Bye);
                 assert_eq!(
                     request.uri.to_string(),
