@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod b2bua;
 pub mod clock;
 pub mod config;
 pub mod dns;

@@ -102,7 +102,7 @@ impl Server {
         } else {
             SipResolver::with_nameservers(&config.dns.nameservers)?
         };
-        let (media, mut media_events) = MediaPlane::start(&config.media)?;
+        let (media, media_events) = MediaPlane::start(&config.media)?;
 
         let admin_listener = tokio::net::TcpListener::bind(config.listen.metrics)
             .await
@@ -136,18 +136,8 @@ impl Server {
         };
         let draining = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
-        let endpoint = Endpoint::new(config.clone(), transports.clone(), resolver);
-        tasks.spawn(endpoint.run(incoming, shutdown.clone()));
-        // Media events have no consumer until calls exist; drain them so workers never block.
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    ev = media_events.recv() => if ev.is_none() { break },
-                }
-            }
-        });
+        let endpoint = Endpoint::new(config.clone(), transports.clone(), resolver, media.clone());
+        tasks.spawn(endpoint.run(incoming, media_events, shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(async move {
             stop.cancelled().await;

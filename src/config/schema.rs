@@ -143,6 +143,14 @@ pub struct TeamsSection {
     /// Microsoft SIP proxies in failover order (TDR-SIG-07: sip, sip2, sip3).
     #[serde(rename = "proxy")]
     pub proxies: Vec<ProxyConfig>,
+    /// How long a call toward Teams waits for any answer (even 100 Trying) from a proxy
+    /// before it is tried at the next one.
+    #[serde(default = "default_failover_timeout_ms")]
+    pub failover_timeout_ms: u64,
+}
+
+fn default_failover_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_options_interval_s() -> u64 {
@@ -201,6 +209,14 @@ pub struct TrunkConfig {
     /// New calls per second admitted from or to this trunk (0 = no limit).
     #[serde(default)]
     pub calls_per_second: u32,
+    /// Codecs offered on calls with this trunk, in order (TDR-MED-05); telephone-event and
+    /// CN are always kept. Empty keeps what the other side offered.
+    #[serde(default = "default_trunk_codecs")]
+    pub codecs: Vec<String>,
+}
+
+fn default_trunk_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into(), "G722".into(), "G729".into()]
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

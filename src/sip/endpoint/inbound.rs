@@ -3,11 +3,12 @@
 use bytes::Bytes;
 
 use super::{Endpoint, TxContext, policy, token};
+use crate::b2bua::Source;
 use crate::clock;
 use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
-use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey};
+use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey, TxId};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
 use crate::sip::validate::{validate_request, validate_response};
 
@@ -122,23 +123,33 @@ impl Endpoint {
             ServerDisposition::Retransmission(_) | ServerDisposition::AckForFinal(_) => {}
             ServerDisposition::AckNoTransaction => {
                 // An ACK for a 2xx belongs to a dialog; with no dialog it is dropped (§17.2.3).
-                tracing::debug!(peer = %inc.source, "ACK without a dialog dropped");
+                if !self.b2bua.on_dialog_request(None, req, now) {
+                    tracing::debug!(peer = %inc.source, "ACK without a dialog dropped");
+                }
             }
             ServerDisposition::New(id) => {
-                self.dispatch(id, &req, &key, inc).await;
+                self.dispatch(id, req, &key, inc).await;
             }
         }
     }
 
     /// A new server transaction: decide the answer.
-    async fn dispatch(
-        &mut self,
-        id: crate::sip::transaction::TxId,
-        req: &Request,
-        key: &TransactionKey,
-        inc: &Incoming,
-    ) {
+    async fn dispatch(&mut self, id: TxId, req: Request, key: &TransactionKey, inc: &Incoming) {
         let now = clock::now();
+        if has_to_tag(&req) && req.method != Method::Cancel {
+            // Inside a dialog: the call it belongs to answers, or nobody knows it (481).
+            if self.b2bua.on_dialog_request(Some(id), req.clone(), now) {
+                return;
+            }
+            let to_tag = token(&mut self.rng, 10);
+            let rsp =
+                Response::for_request(&req, 481, "Call/Transaction Does Not Exist", Some(&to_tag));
+            return self.server_respond(id, rsp, now);
+        }
+        if req.method == Method::Invite {
+            return self.initial_invite(id, req, inc, now);
+        }
+        let req = &req;
         let to_tag = token(&mut self.rng, 10);
         let rsp = match &req.method {
             // TDR-OPT-06: answer OPTIONS with 200 and our capabilities (TDR-HDR-03).
@@ -148,9 +159,14 @@ impl Endpoint {
                 rsp
             }
             Method::Cancel => match self.txns.find_cancel_target(key) {
-                // RFC 3261 §9.2: the INVITE was answered already (calls are refused at once
-                // below), so the CANCEL has nothing left to stop but still gets 200.
-                Some(_) => Response::for_request(req, 200, "OK", Some(&to_tag)),
+                // RFC 3261 §9.2: 200 for the CANCEL; the call answers the INVITE with 487
+                // if it is still ringing.
+                Some(invite_tx) => {
+                    let rsp = Response::for_request(req, 200, "OK", Some(&to_tag));
+                    self.server_respond(id, rsp, now);
+                    self.b2bua.on_cancel(invite_tx, now);
+                    return;
+                }
                 None => Response::for_request(
                     req,
                     481,
@@ -158,42 +174,38 @@ impl Endpoint {
                     Some(&to_tag),
                 ),
             },
-            Method::Invite => self.initial_invite(req, inc, &to_tag),
-            // In-dialog requests need a dialog; none exists without calls.
+            // Other requests outside a dialog (BYE, INFO, REFER ...) name nothing we know.
             _ => Response::for_request(req, 481, "Call/Transaction Does Not Exist", Some(&to_tag)),
         };
         self.server_respond(id, rsp, now);
     }
 
-    /// Calls are the B2BUA's job, which this build does not have yet: the tenant is still
-    /// resolved (so an unknown FQDN gets the right 404) and a known one is refused with 503,
-    /// the answer that makes Teams try another SBC (TDR-INV-13).
-    fn initial_invite(&mut self, req: &Request, inc: &Incoming, to_tag: &str) -> Response {
+    /// A new call. An unknown tenant FQDN is counted here (TDR-INV-09); everything else is
+    /// the B2BUA's.
+    fn initial_invite(&mut self, id: TxId, req: Request, inc: &Incoming, now: std::time::Instant) {
         if inc.side == Side::Teams {
             let host = req.uri.host.to_string();
             if self.routes.tenant_by_fqdn(&host).is_none() {
                 self.counters.unknown_tenant();
                 tracing::info!(peer = %inc.source, tenant = %host, "INVITE for an unknown tenant FQDN: 404");
-                return Response::for_request(req, 404, "Not Found - unknown tenant", Some(to_tag));
+                let to_tag = token(&mut self.rng, 10);
+                let rsp =
+                    Response::for_request(&req, 404, "Not Found - unknown tenant", Some(&to_tag));
+                return self.server_respond(id, rsp, now);
             }
         }
-        tracing::warn!(peer = %inc.source, "INVITE refused: call handling is not in this build");
-        let mut rsp = Response::for_request(
-            req,
-            503,
-            "Service Unavailable - calls not enabled",
-            Some(to_tag),
-        );
-        rsp.headers.push("Retry-After", "60");
-        rsp
+        self.share_proxy_health();
+        let source = Source {
+            side: inc.side,
+            transport: inc.transport,
+            addr: inc.source,
+            conn: inc.conn,
+            peer_name: inc.peer_name.as_deref().map(str::to_owned),
+        };
+        self.b2bua.on_invite(id, req, &source, now);
     }
 
-    fn server_respond(
-        &mut self,
-        id: crate::sip::transaction::TxId,
-        mut rsp: Response,
-        now: std::time::Instant,
-    ) {
+    pub(super) fn server_respond(&mut self, id: TxId, mut rsp: Response, now: std::time::Instant) {
         rsp.headers.push("Server", self.config.sbc.product.clone());
         let status = rsp.status;
         if let (Some(TxContext::Server(t)), Ok(cseq)) = (self.txns.context(id), rsp.headers.cseq())
@@ -242,14 +254,13 @@ impl Endpoint {
             return;
         };
         let key = TransactionKey::client(branch, &cseq.method);
-        if self
-            .txns
-            .on_response(&key, rsp.status, clock::now())
-            .is_none()
-        {
+        let status = rsp.status;
+        if let Some(id) = self.txns.on_response(&key, status, clock::now()) {
+            self.stash_call_response(id, rsp);
+        } else {
             // A stray response: a proxy would forward it, a B2BUA has nowhere to send it.
             self.counters.stray_response();
-            tracing::debug!(peer = %inc.source, status = rsp.status, "response matches no transaction");
+            tracing::debug!(peer = %inc.source, status, "response matches no transaction");
         }
     }
 }

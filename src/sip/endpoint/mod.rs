@@ -4,6 +4,7 @@
 //! Transactions and the pinger are sans-I/O; this task only moves bytes and time between them
 //! and the transports (STYLE §2: one task owns the state, no `Arc<Mutex<_>>`).
 
+mod calls;
 mod counters;
 mod inbound;
 mod keepalive;
@@ -19,12 +20,14 @@ use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::b2bua::{B2bua, LocalAddrs};
 use crate::clock;
 use crate::config::Config;
 use crate::dns::SipResolver;
+use crate::media::{MediaEvent, MediaPlane};
 use crate::routing::Routes;
 use crate::sip::transaction::{Output, Transactions, TxId};
-use crate::sip::transport::{Incoming, Target, TransportKind, Transports};
+use crate::sip::transport::{Incoming, Side, Target, TransportKind, Transports};
 use crate::sip::validate::ValidationPolicy;
 use crate::teams::keepalive::Pinger;
 
@@ -39,6 +42,8 @@ enum TxContext {
         target: usize,
         seq: u64,
     },
+    /// A client transaction of a call.
+    Call(Box<calls::CallTx>),
 }
 
 /// Results that spawned send tasks report back.
@@ -56,6 +61,13 @@ enum Feedback {
         seq: u64,
         dest: Target,
     },
+    /// A call's request could not be sent: its transaction ends as a transport error.
+    TxSendFailed { tx: TxId },
+    /// A call's next hop was looked up (`None`: it did not resolve).
+    CallResolved {
+        action: crate::b2bua::Action,
+        target: Option<Target>,
+    },
 }
 
 pub(crate) struct Endpoint {
@@ -70,13 +82,35 @@ pub(crate) struct Endpoint {
     /// What requests must satisfy; built once, read for every request.
     policy: ValidationPolicy,
     rng: StdRng,
+    /// Every call: both legs' dialogs, the media bridge, the limits.
+    b2bua: B2bua,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
 }
 
 impl Endpoint {
-    pub(crate) fn new(config: Arc<Config>, transports: Transports, resolver: SipResolver) -> Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        transports: Transports,
+        resolver: SipResolver,
+        media: MediaPlane,
+    ) -> Self {
         let now = clock::now();
+        let local = LocalAddrs {
+            teams_port: config
+                .listen
+                .teams_advertised_port
+                .or_else(|| {
+                    transports
+                        .local_addr(TransportKind::Tls, Side::Teams)
+                        .map(|a| a.port())
+                })
+                .unwrap_or(5061),
+            trunk_udp: transports.local_addr(TransportKind::Udp, Side::Trunk),
+            trunk_tcp: transports.local_addr(TransportKind::Tcp, Side::Trunk),
+            trunk_tls: transports.local_addr(TransportKind::Tls, Side::Trunk),
+        };
+        let b2bua = B2bua::new(config.clone(), media, local);
         let pinger = keepalive::pinger_for(&config, now);
         let (feedback_tx, feedback_rx) = mpsc::channel(1024);
         let routes = Routes::new(&config);
@@ -94,6 +128,7 @@ impl Endpoint {
                 accepted_body_types: policy::ACCEPTED_BODIES.to_vec(),
             },
             rng: StdRng::from_os_rng(),
+            b2bua,
             feedback_tx,
             feedback_rx,
         }
@@ -102,11 +137,15 @@ impl Endpoint {
     pub(crate) async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
+        mut media_events: mpsc::Receiver<MediaEvent>,
         shutdown: CancellationToken,
     ) {
         loop {
             self.drain().await;
-            let deadline = earliest(self.txns.poll_timeout(), self.pinger.poll_timeout());
+            let deadline = earliest(
+                earliest(self.txns.poll_timeout(), self.pinger.poll_timeout()),
+                self.b2bua.poll_timeout(),
+            );
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -115,14 +154,25 @@ impl Endpoint {
                     None => break,
                 },
                 Some(fb) = self.feedback_rx.recv() => self.on_feedback(fb),
+                Some(ev) = media_events.recv() => self.b2bua.on_media_event(ev, clock::now()),
                 () = sleep_until_opt(deadline) => {
                     let now = clock::now();
                     self.txns.handle_timeouts(now);
                     for tr in self.pinger.handle_timeout(now) {
                         keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
+                    self.call_timeouts(now);
                 }
             }
+        }
+        // Calls still up get their BYEs (or CANCELs) before the transports close.
+        if self.b2bua.active_calls() > 0 {
+            tracing::info!(
+                calls = self.b2bua.active_calls(),
+                "ending calls in progress"
+            );
+            self.b2bua.end_all(clock::now());
+            self.drain().await;
         }
     }
 
@@ -132,14 +182,28 @@ impl Endpoint {
         while let Some(due) = self.pinger.poll_due(now) {
             self.start_ping(due, now);
         }
-        while let Some((id, out)) = self.txns.poll_output() {
-            self.on_tx_output(id, out).await;
+        // Call actions start transactions, whose first sends are transaction outputs; those
+        // outputs may in turn feed the calls.
+        loop {
+            self.run_call_actions();
+            let mut any = false;
+            while let Some((id, out)) = self.txns.poll_output() {
+                any = true;
+                self.on_tx_output(id, out).await;
+            }
+            if !any && !self.b2bua.has_actions() {
+                break;
+            }
         }
     }
 
     async fn on_tx_output(&mut self, id: TxId, out: Output) {
         let now = clock::now();
         self.count_outcome(id, &out);
+        if matches!(self.txns.context(id), Some(TxContext::Call(_))) {
+            self.on_call_tx_output(id, out);
+            return;
+        }
         match out {
             Output::Transmit(bytes) => match self.txns.context(id) {
                 Some(TxContext::Server(dest)) => {
@@ -170,7 +234,7 @@ impl Endpoint {
                         }
                     });
                 }
-                None => {}
+                Some(TxContext::Call(_)) | None => {}
             },
             Output::Deliver { status } => {
                 if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id)
@@ -262,6 +326,10 @@ impl Endpoint {
             Feedback::PingResolved { target, seq, dest } => {
                 self.send_ping(target, seq, dest, clock::now());
             }
+            Feedback::TxSendFailed { tx } => {
+                let _ = self.txns.handle_transport_error(tx, clock::now());
+            }
+            Feedback::CallResolved { action, target } => self.on_call_resolved(action, target),
         }
     }
 }

@@ -1,0 +1,246 @@
+//! One call's state: two legs, the media bridge, what is pending, and its deadlines. Plain
+//! data, so a later high-availability store can serialize it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::Dest;
+use super::dialog::Dialog;
+use super::media::{CallMedia, SdpSide};
+use super::timer::SessionTimer;
+use crate::sdp::SessionDescription;
+use crate::sip::Method;
+use crate::sip::message::{Request, Response};
+use crate::sip::transaction::TxId;
+use crate::sip::transport::{Side, Target, TransportKind};
+
+/// The SBC's own id of a call: also its media session id and CDR `call_id`.
+pub(crate) type CallKey = u64;
+
+/// Leg A sent us the INVITE; leg B is the dialog we made toward the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LegId {
+    A,
+    B,
+}
+
+impl LegId {
+    pub(crate) fn other(self) -> LegId {
+        match self {
+            LegId::A => LegId::B,
+            LegId::B => LegId::A,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallDirection {
+    TeamsToTrunk,
+    TrunkToTeams,
+}
+
+impl CallDirection {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CallDirection::TeamsToTrunk => "teams-to-trunk",
+            CallDirection::TrunkToTeams => "trunk-to-teams",
+        }
+    }
+}
+
+/// What a client transaction of a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The INVITE that sets up leg B.
+    Invite,
+    /// A re-INVITE or UPDATE carrying an offer from the other leg.
+    Offer,
+    /// A session refresh of ours (RFC 4028), answered on this leg only.
+    Refresh,
+    /// A request relayed from the other leg (INFO and the like); its answer goes back.
+    Relay,
+    /// BYE; nothing waits for its answer.
+    Bye,
+    /// PRACK for a reliable provisional (RFC 3262).
+    Prack,
+    /// The INVITE a REFER from Teams asked for (TDR-XFR-02).
+    Transfer,
+    /// NOTIFY of a transfer's progress; nothing waits for its answer.
+    Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// INVITE sent on leg B, no answer yet.
+    Calling,
+    /// Leg B answered 1xx.
+    Early,
+    /// Leg A cancelled; waiting for leg B's INVITE to end.
+    Cancelling,
+    /// 2xx sent to leg A, its ACK not yet seen.
+    Answered,
+    Confirmed,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Leg {
+    pub(crate) side: Side,
+    pub(crate) transport: TransportKind,
+    pub(crate) dialog: Dialog,
+    /// Where requests go when the dialog's next hop is a name we do not resolve here: the
+    /// connection or address the dialog was set up over.
+    pub(crate) fallback: Target,
+    /// Sent-protocol and sent-by of our Via on this leg.
+    pub(crate) via: String,
+    /// The peer listed UPDATE in Allow.
+    pub(crate) allows_update: bool,
+    /// The ACK we sent for the 2xx (leg B), resent for each retransmitted 2xx (§13.2.2.4).
+    pub(crate) last_ack: Option<(Request, Dest)>,
+    pub(crate) session_timer: Option<SessionTimer>,
+    /// `o=` session id and version the peer last sent, to tell a refresh from a change.
+    pub(crate) remote_origin: Option<(u64, u64)>,
+}
+
+impl Leg {
+    pub(crate) fn sdp_side(&self) -> SdpSide {
+        match self.side {
+            Side::Teams => SdpSide::Teams,
+            Side::Trunk => SdpSide::Trunk,
+        }
+    }
+}
+
+/// A re-INVITE/UPDATE (or relayed request) from one leg waiting for the other leg's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) from: LegId,
+    pub(crate) server_tx: TxId,
+    pub(crate) request: Request,
+    pub(crate) client_tx: Option<TxId>,
+}
+
+/// A 2xx to leg A's INVITE resent over UDP until the ACK (§13.3.1.4).
+#[derive(Debug, Clone)]
+pub(crate) struct Resend {
+    pub(crate) response: Response,
+    pub(crate) next: Instant,
+    pub(crate) interval: Duration,
+    pub(crate) give_up: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) key: CallKey,
+    pub(crate) direction: CallDirection,
+    pub(crate) tenant: String,
+    pub(crate) trunk: String,
+    pub(crate) state: State,
+    pub(crate) a: Leg,
+    pub(crate) b: Leg,
+    pub(crate) media: CallMedia,
+    /// Leg A's INVITE and its server transaction, answered until the call is set up.
+    pub(crate) a_invite: Request,
+    pub(crate) a_invite_tx: TxId,
+    /// Leg B's INVITE, kept to retry it at the next Teams proxy.
+    pub(crate) b_invite: Request,
+    pub(crate) b_invite_tx: Option<TxId>,
+    pub(crate) b_invite_cseq: u32,
+    /// Teams proxies still to try, by index (trunk → Teams).
+    pub(crate) proxies_left: VecDeque<usize>,
+    /// When to give up on the current proxy if it has said nothing (not even 100).
+    pub(crate) failover_at: Option<Instant>,
+    pub(crate) provisional_seen: bool,
+    pub(crate) cancel_sent: bool,
+    pub(crate) resend_2xx: Option<Resend>,
+    pub(crate) pending: Option<Pending>,
+    /// Gives up on a call stuck in Cancelling or waiting for an ACK.
+    pub(crate) guard_at: Option<Instant>,
+    pub(crate) setup_wall: SystemTime,
+    pub(crate) setup_at: Instant,
+    pub(crate) answered: Option<(SystemTime, Instant)>,
+    /// The final status of the call setup as leg A saw it.
+    pub(crate) final_status: Option<u16>,
+    pub(crate) from_number: Option<String>,
+    pub(crate) to_number: Option<String>,
+    /// Reliable provisionals already acknowledged (RSeq), RFC 3262.
+    pub(crate) pracked: Vec<u32>,
+    /// The body of the last reliable 18x we relayed, so the 2xx can carry the same answer.
+    pub(crate) early_answer: Option<Bytes>,
+    /// Set once the call's accounting is done (it may linger to finish a CANCEL).
+    pub(crate) ended: Option<super::teardown::End>,
+    /// A transfer asked for by Teams with REFER, in progress.
+    pub(crate) transfer: Option<Transfer>,
+}
+
+/// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    pub(crate) refer_leg: LegId,
+    pub(crate) new_leg: Leg,
+    pub(crate) invite_tx: Option<TxId>,
+    pub(crate) invite_cseq: u32,
+}
+
+impl Call {
+    pub(crate) fn leg(&self, id: LegId) -> &Leg {
+        match id {
+            LegId::A => &self.a,
+            LegId::B => &self.b,
+        }
+    }
+
+    pub(crate) fn leg_mut(&mut self, id: LegId) -> &mut Leg {
+        match id {
+            LegId::A => &mut self.a,
+            LegId::B => &mut self.b,
+        }
+    }
+
+    pub(crate) fn is_confirmed(&self) -> bool {
+        matches!(self.state, State::Answered | State::Confirmed)
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.failover_at,
+            self.resend_2xx.as_ref().map(|r| r.next.min(r.give_up)),
+            self.guard_at,
+            self.a.session_timer.map(|t| t.deadline),
+            self.b.session_timer.map(|t| t.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The leg of a side.
+    pub(crate) fn leg_on(&self, side: Side) -> LegId {
+        if self.a.side == side {
+            LegId::A
+        } else {
+            LegId::B
+        }
+    }
+
+    pub(crate) fn is_invite_pending(&self) -> bool {
+        matches!(self.state, State::Calling | State::Early)
+    }
+
+    /// Whether a re-INVITE/UPDATE may start now (RFC 3261 §14.1, RFC 3311 §5.2: one offer at
+    /// a time; else 491).
+    pub(crate) fn offer_busy(&self) -> bool {
+        self.pending.is_some() || self.media.offer_pending()
+    }
+}
+
+/// `o=` session id and version of an SDP.
+pub(crate) fn origin_of(sdp: &SessionDescription) -> (u64, u64) {
+    (sdp.origin.session_id, sdp.origin.session_version)
+}
+
+/// Whether `method` is one we relay to the other leg as is.
+pub(crate) fn is_relayed(method: &Method) -> bool {
+    matches!(method, Method::Info | Method::Message)
+}

@@ -1,0 +1,370 @@
+//! A call's media: its media-plane session and the offer/answer rewrite between the legs.
+//!
+//! Every SDP that crosses the call passes through here, so the media plane always knows what
+//! the last offer/answer said (remote addresses, the key Teams encrypts with, hold), and each
+//! leg's `o=` version grows only when what we send changes (RFC 3264 §8). The SBC's own media
+//! address never changes during the call (TDR-MED-08): the ports are allocated once.
+
+use crate::media::sdes::CryptoAttribute;
+use crate::media::srtp::SrtpProfile;
+use crate::media::{Allocated, Forwarding, MediaError, MediaPlane, SessionId, SessionUpdate};
+use crate::sdp::{
+    CodecPolicy, Direction, LegMedia, OriginState, RewriteError, SessionDescription,
+    answer_to_teams, answer_to_trunk, media_endpoint, offer_to_teams, offer_to_trunk,
+};
+
+/// Which side an SDP came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SdpSide {
+    Teams,
+    Trunk,
+}
+
+/// Why an SDP could not be bridged.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BridgeError {
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
+    #[error("no usable a=crypto line (TDR-MED-02)")]
+    NoUsableCrypto,
+    #[error("making our SDES key: {0}")]
+    Key(String),
+    #[error("media plane: {0}")]
+    Media(#[from] MediaError),
+    #[error("an answer arrived with no offer outstanding")]
+    NoOffer,
+}
+
+impl BridgeError {
+    /// The status for the request whose SDP failed: 488 for the peer's SDP (TDR-MED-01/05),
+    /// 500 for our own trouble.
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            BridgeError::Rewrite(e) => e.status_code(),
+            BridgeError::NoUsableCrypto => 488,
+            BridgeError::Key(_) | BridgeError::Media(_) | BridgeError::NoOffer => 500,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CallMedia {
+    pub(crate) id: SessionId,
+    pub(crate) allocated: Allocated,
+    teams_origin: OriginState,
+    trunk_origin: OriginState,
+    /// Our a=crypto toward Teams; kept across re-INVITEs so the SDP (and key) stay the same
+    /// unless Teams picks another suite or tag.
+    crypto: CryptoAttribute,
+    policy: CodecPolicy,
+    trunk_mux: bool,
+    /// The offer waiting for its answer, by the side that made it.
+    pending: Option<(SdpSide, Option<SessionDescription>)>,
+    /// What each side last said (offer or answer), for hold.
+    teams_direction: Direction,
+    trunk_direction: Direction,
+    /// The last SDP sent to each side, for answering refreshes locally.
+    pub(crate) last_to_teams: Option<SessionDescription>,
+    pub(crate) last_to_trunk: Option<SessionDescription>,
+    /// The trunk's last offer or answer: a transfer's new offer to Teams is made from it.
+    pub(crate) last_from_trunk: Option<SessionDescription>,
+}
+
+impl CallMedia {
+    pub(crate) fn create(
+        plane: &MediaPlane,
+        id: SessionId,
+        policy: CodecPolicy,
+        trunk_mux: bool,
+    ) -> Result<CallMedia, BridgeError> {
+        let crypto = CryptoAttribute::generate(1, SrtpProfile::AesCm128HmacSha1_80)
+            .map_err(|e| BridgeError::Key(e.to_string()))?;
+        let allocated = plane.create_session(id, false)?;
+        Ok(CallMedia {
+            id,
+            teams_origin: OriginState::new(id, allocated.teams.ip()),
+            trunk_origin: OriginState::new(id, allocated.trunk.ip()),
+            allocated,
+            crypto,
+            policy,
+            trunk_mux,
+            pending: None,
+            teams_direction: Direction::SendRecv,
+            trunk_direction: Direction::SendRecv,
+            last_to_teams: None,
+            last_to_trunk: None,
+            last_from_trunk: None,
+        })
+    }
+
+    fn leg(&self, side: SdpSide) -> LegMedia {
+        match side {
+            SdpSide::Teams => LegMedia {
+                address: self.allocated.teams.ip(),
+                port: self.allocated.teams.port(),
+                rtcp_port: None,
+            },
+            SdpSide::Trunk => LegMedia {
+                address: self.allocated.trunk.ip(),
+                port: self.allocated.trunk.port(),
+                rtcp_port: self.allocated.trunk_rtcp.map(|a| a.port()),
+            },
+        }
+    }
+
+    /// An offer from `from` (`None`: a delayed-offer INVITE from the trunk, TDR-INV-05)
+    /// becomes the offer for the other side.
+    pub(crate) fn offer(
+        &mut self,
+        plane: &MediaPlane,
+        from: SdpSide,
+        sdp: Option<&SessionDescription>,
+    ) -> Result<SessionDescription, BridgeError> {
+        let out = match (from, sdp) {
+            (SdpSide::Teams, Some(offer)) => {
+                let key = self.teams_key(offer)?;
+                let leg = self.leg(SdpSide::Trunk);
+                let out = offer_to_trunk(
+                    offer,
+                    &leg,
+                    &self.policy,
+                    self.trunk_mux,
+                    &mut self.trunk_origin,
+                )?;
+                let mut update = remote_update(SdpSide::Teams, offer);
+                update.teams_inbound_key = key;
+                plane.update_session(self.id, update)?;
+                self.last_to_trunk = Some(out.clone());
+                out
+            }
+            (SdpSide::Teams, None) => return Err(RewriteError::SrtpRequired.into()),
+            (SdpSide::Trunk, offer) => {
+                let leg = self.leg(SdpSide::Teams);
+                let crypto = self.crypto.to_string();
+                let out =
+                    offer_to_teams(offer, &leg, &self.policy, &crypto, &mut self.teams_origin)?;
+                if let Some(offer) = offer {
+                    plane.update_session(self.id, remote_update(SdpSide::Trunk, offer))?;
+                    self.last_from_trunk = Some(offer.clone());
+                }
+                self.last_to_teams = Some(out.clone());
+                out
+            }
+        };
+        self.pending = Some((from, sdp.cloned()));
+        Ok(out)
+    }
+
+    /// The answer to the outstanding offer, from `from`, becomes the answer for the side that
+    /// offered. The media plane then knows both ends and the keys both ways.
+    /// `final_answer` false: an early answer (18x); the offer stays outstanding so the 2xx
+    /// can carry the answer again.
+    pub(crate) fn answer(
+        &mut self,
+        plane: &MediaPlane,
+        from: SdpSide,
+        sdp: &SessionDescription,
+        final_answer: bool,
+    ) -> Result<SessionDescription, BridgeError> {
+        let (offerer, offer) = self.pending.clone().ok_or(BridgeError::NoOffer)?;
+        if offerer == from {
+            return Err(BridgeError::NoOffer);
+        }
+        let out = match from {
+            SdpSide::Trunk => {
+                let teams_offer = offer.ok_or(BridgeError::NoOffer)?;
+                self.answer_crypto_for(&teams_offer)?;
+                let leg = self.leg(SdpSide::Teams);
+                let crypto = self.crypto.to_string();
+                let out =
+                    answer_to_teams(sdp, &teams_offer, &leg, &crypto, &mut self.teams_origin)?;
+                let mut update = remote_update(SdpSide::Trunk, sdp);
+                update.teams_outbound_key = self.crypto.master_key().cloned();
+                self.trunk_direction = direction_of(sdp);
+                self.teams_direction = direction_of(&teams_offer);
+                update.forwarding = Some(self.forwarding());
+                plane.update_session(self.id, update)?;
+                self.last_to_teams = Some(out.clone());
+                out
+            }
+            SdpSide::Teams => {
+                let key = self.teams_key(sdp)?;
+                let leg = self.leg(SdpSide::Trunk);
+                let out = answer_to_trunk(
+                    sdp,
+                    offer.as_ref(),
+                    &leg,
+                    self.trunk_mux,
+                    &mut self.trunk_origin,
+                )?;
+                let mut update = remote_update(SdpSide::Teams, sdp);
+                update.teams_inbound_key = key;
+                update.teams_outbound_key = self.crypto.master_key().cloned();
+                self.teams_direction = direction_of(sdp);
+                if let Some(o) = &offer {
+                    self.trunk_direction = direction_of(o);
+                }
+                update.forwarding = Some(self.forwarding());
+                plane.update_session(self.id, update)?;
+                self.last_to_trunk = Some(out.clone());
+                out
+            }
+        };
+        if from == SdpSide::Trunk {
+            self.last_from_trunk = Some(sdp.clone());
+        }
+        if final_answer {
+            self.pending = None;
+        }
+        Ok(out)
+    }
+
+    /// The answer to an offer we put in a 2xx, arriving in the ACK: only the media plane
+    /// needs it, nothing is sent on.
+    pub(crate) fn late_answer(
+        &mut self,
+        plane: &MediaPlane,
+        from: SdpSide,
+        sdp: &SessionDescription,
+    ) -> Result<(), BridgeError> {
+        let mut update = remote_update(from, sdp);
+        match from {
+            SdpSide::Teams => {
+                update.teams_inbound_key = self.teams_key(sdp)?;
+                self.teams_direction = direction_of(sdp);
+            }
+            SdpSide::Trunk => {
+                self.trunk_direction = direction_of(sdp);
+                self.last_from_trunk = Some(sdp.clone());
+            }
+        }
+        update.forwarding = Some(self.forwarding());
+        plane.update_session(self.id, update)?;
+        Ok(())
+    }
+
+    /// The offer for a transfer's new Teams dialog, made from what the trunk's party last
+    /// said, so the codec it uses now is what Teams is offered (no transcoding here).
+    pub(crate) fn transfer_offer(
+        &mut self,
+        plane: &MediaPlane,
+    ) -> Result<SessionDescription, BridgeError> {
+        let last = self.last_from_trunk.clone();
+        self.offer(plane, SdpSide::Trunk, last.as_ref())
+    }
+
+    /// A new Teams dialog replacing the current one (INVITE with Replaces, TDR-INV-19):
+    /// its offer is answered here from what the trunk's party last said; the trunk leg
+    /// notices nothing.
+    pub(crate) fn answer_replacing_teams(
+        &mut self,
+        plane: &MediaPlane,
+        teams_offer: &SessionDescription,
+    ) -> Result<SessionDescription, BridgeError> {
+        let trunk = self.last_from_trunk.clone().ok_or(BridgeError::NoOffer)?;
+        self.answer_crypto_for(teams_offer)?;
+        let key = self.teams_key(teams_offer)?;
+        let leg = self.leg(SdpSide::Teams);
+        let crypto = self.crypto.to_string();
+        let out = answer_to_teams(&trunk, teams_offer, &leg, &crypto, &mut self.teams_origin)?;
+        let mut update = remote_update(SdpSide::Teams, teams_offer);
+        update.teams_inbound_key = key;
+        update.teams_outbound_key = self.crypto.master_key().cloned();
+        self.teams_direction = direction_of(teams_offer);
+        update.forwarding = Some(self.forwarding());
+        plane.update_session(self.id, update)?;
+        self.last_to_teams = Some(out.clone());
+        Ok(out)
+    }
+
+    /// An offer/answer exchange that failed (a non-2xx to the re-INVITE): the old session
+    /// stays (RFC 3264 §8).
+    pub(crate) fn abandon_offer(&mut self) {
+        self.pending = None;
+    }
+
+    pub(crate) fn offer_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// RFC 4568 §7.1.2: the answer uses the tag and suite of the offer line it accepts. Our
+    /// key is remade only when those change, so a repeated offer gets the same answer.
+    fn answer_crypto_for(&mut self, teams_offer: &SessionDescription) -> Result<(), BridgeError> {
+        let chosen = usable_crypto(teams_offer).ok_or(BridgeError::NoUsableCrypto)?;
+        let profile = chosen.profile().ok_or(BridgeError::NoUsableCrypto)?;
+        if chosen.tag() != self.crypto.tag() || Some(profile) != self.crypto.profile() {
+            self.crypto = CryptoAttribute::generate(chosen.tag(), profile)
+                .map_err(|e| BridgeError::Key(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The key Teams encrypts with, from its offer or answer.
+    fn teams_key(
+        &self,
+        sdp: &SessionDescription,
+    ) -> Result<Option<crate::media::srtp::MasterKey>, BridgeError> {
+        let chosen = usable_crypto(sdp).ok_or(BridgeError::NoUsableCrypto)?;
+        Ok(chosen.master_key().cloned())
+    }
+
+    /// Hold: RTP flows one way only if the sender says it sends and the receiver says it
+    /// receives.
+    fn forwarding(&self) -> Forwarding {
+        Forwarding {
+            teams_to_trunk: sends(self.teams_direction) && receives(self.trunk_direction),
+            trunk_to_teams: sends(self.trunk_direction) && receives(self.teams_direction),
+        }
+    }
+}
+
+fn usable_crypto(sdp: &SessionDescription) -> Option<CryptoAttribute> {
+    let remote = media_endpoint(sdp)?;
+    let parsed: Vec<CryptoAttribute> = remote
+        .crypto_lines
+        .iter()
+        .filter_map(|l| CryptoAttribute::parse(l).ok())
+        .collect();
+    CryptoAttribute::select(parsed.iter()).cloned()
+}
+
+fn direction_of(sdp: &SessionDescription) -> Direction {
+    media_endpoint(sdp)
+        .map(|m| {
+            if m.addr.ip().is_unspecified() {
+                Direction::Inactive
+            } else {
+                m.direction
+            }
+        })
+        .unwrap_or(Direction::Inactive)
+}
+
+fn sends(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::SendOnly)
+}
+
+fn receives(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::RecvOnly)
+}
+
+/// Remote addresses from a peer's SDP. A held stream at 0.0.0.0 (RFC 2543) keeps the old
+/// address: there is nowhere to send anyway, and resuming brings the real one back.
+fn remote_update(from: SdpSide, sdp: &SessionDescription) -> SessionUpdate {
+    let mut u = SessionUpdate::default();
+    let Some(m) = media_endpoint(sdp) else {
+        return u;
+    };
+    if m.addr.ip().is_unspecified() || m.addr.port() == 0 {
+        return u;
+    }
+    match from {
+        SdpSide::Teams => u.teams_remote = Some(m.addr),
+        SdpSide::Trunk => {
+            u.trunk_remote = Some(m.addr);
+            u.trunk_remote_rtcp = m.rtcp;
+            u.trunk_rtcp_mux = Some(m.mux);
+        }
+    }
+    u
+}

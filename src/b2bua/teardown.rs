@@ -1,0 +1,330 @@
+//! How calls end: BYE or CANCEL on the legs still up, the final answer to a caller still
+//! waiting, then the media session, the limits, the CDR and the metrics.
+
+use std::time::Instant;
+
+use super::call::{CallKey, LegId, Purpose, State};
+use super::{Action, B2bua, Dest};
+use crate::sip::Method;
+use crate::sip::message::{Host, Response};
+use crate::sip::transport::{Side, Target, TransportKind};
+
+/// Who ended a call, for the CDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndedBy {
+    Teams,
+    Trunk,
+    Sbc,
+}
+
+impl EndedBy {
+    pub(crate) fn side(side: Side) -> EndedBy {
+        match side {
+            Side::Teams => EndedBy::Teams,
+            Side::Trunk => EndedBy::Trunk,
+        }
+    }
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            EndedBy::Teams => "teams",
+            EndedBy::Trunk => "trunk",
+            EndedBy::Sbc => "sbc",
+        }
+    }
+}
+
+/// Why and by whom a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct End {
+    pub(crate) reason: &'static str,
+    pub(crate) by: EndedBy,
+    /// The leg that is already gone (it sent BYE, or its dialog failed): no BYE to it.
+    gone: Option<Side>,
+}
+
+impl End {
+    pub(crate) fn bye(side: Side) -> End {
+        End {
+            reason: "bye",
+            by: EndedBy::side(side),
+            gone: Some(side),
+        }
+    }
+    pub(crate) fn cancel(side: Side) -> End {
+        End {
+            reason: "cancel",
+            by: EndedBy::side(side),
+            gone: Some(side),
+        }
+    }
+    pub(crate) fn rejected(by: EndedBy) -> End {
+        End {
+            reason: "rejected",
+            by,
+            gone: None,
+        }
+    }
+    pub(crate) fn media_timeout() -> End {
+        End {
+            reason: "media-timeout",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
+    }
+    pub(crate) fn shutdown() -> End {
+        End {
+            reason: "shutdown",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
+    }
+    pub(crate) fn no_ack() -> End {
+        End {
+            reason: "no-ack",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
+    }
+    pub(crate) fn session_expired(_leg: LegId) -> End {
+        End {
+            reason: "session-expired",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
+    }
+    pub(crate) fn dialog_gone(_leg: LegId) -> End {
+        End {
+            reason: "dialog-gone",
+            by: EndedBy::Sbc,
+            gone: None,
+        }
+    }
+}
+
+impl B2bua {
+    /// Ends a call from any state.
+    pub(crate) fn end_call(&mut self, key: CallKey, end: End, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match call.state {
+            State::Calling | State::Early => {
+                // Shutdown while ringing: the caller gets 503, leg B a CANCEL.
+                self.fail_a(key, 503, "Service Unavailable", end.by, now);
+                return;
+            }
+            State::Cancelling => return self.forget(key),
+            State::Answered | State::Confirmed => {}
+        }
+        let (a_side, b_side) = (call.a.side, call.b.side);
+        if end.gone != Some(a_side) {
+            self.send_bye(key, LegId::A);
+        }
+        if end.gone != Some(b_side) {
+            self.send_bye(key, LegId::B);
+        }
+        self.finish(key, end, now);
+        self.forget(key);
+    }
+
+    /// Leg A's INVITE gets a final non-2xx and the call ends (leg B is cancelled if ringing).
+    pub(crate) fn fail_a(
+        &mut self,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+        by: EndedBy,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let rsp = Response::for_request(
+            &call.a_invite,
+            status,
+            reason,
+            Some(&call.a.dialog.local_tag),
+        );
+        let tx = call.a_invite_tx;
+        call.final_status = Some(status);
+        let ringing = matches!(call.state, State::Calling | State::Early);
+        let cancel = match (ringing, call.b_invite_tx, call.provisional_seen) {
+            (true, Some(tx), true) => Some(tx),
+            _ => None,
+        };
+        self.respond(tx, rsp);
+        self.finish(key, End::rejected(by), now);
+        match cancel {
+            Some(btx) => {
+                // Keep the call until leg B's INVITE ends, to ACK/BYE a 2xx crossing the CANCEL.
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.state = State::Cancelling;
+                    call.cancel_sent = true;
+                    call.guard_at = Some(now + std::time::Duration::from_secs(32));
+                }
+                self.actions.push_back(Action::Cancel { tx: btx });
+                self.schedule(key);
+            }
+            None => self.forget(key),
+        }
+    }
+
+    /// CANCEL from leg A while leg B rings (§9.2): 487 to A, CANCEL to B once it has
+    /// answered provisionally.
+    pub(crate) fn cancel_from_a(&mut self, key: CallKey, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !call.is_invite_pending() {
+            return;
+        }
+        let rsp = Response::for_request(
+            &call.a_invite,
+            487,
+            "Request Terminated",
+            Some(&call.a.dialog.local_tag),
+        );
+        let tx = call.a_invite_tx;
+        let a_side = call.a.side;
+        call.final_status = Some(487);
+        call.state = State::Cancelling;
+        call.failover_at = None;
+        call.guard_at = Some(now + std::time::Duration::from_secs(32));
+        if call.provisional_seen
+            && let Some(btx) = call.b_invite_tx
+        {
+            call.cancel_sent = true;
+            self.actions.push_back(Action::Cancel { tx: btx });
+        }
+        self.respond(tx, rsp);
+        self.finish(key, End::cancel(a_side), now);
+        self.schedule(key);
+    }
+
+    pub(crate) fn send_bye(&mut self, key: CallKey, leg: LegId) {
+        let dest = self.next_hop(key, leg);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let bye = call.leg_mut(leg).dialog.request(Method::Bye);
+        let via = call.leg(leg).via.clone();
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg,
+            purpose: Purpose::Bye,
+            request: bye,
+            via,
+            dest,
+        });
+    }
+
+    /// Where a request inside the dialog of `leg` goes: its next hop when that is an IP
+    /// literal or a configured Teams proxy, otherwise the connection or address the dialog
+    /// was set up over (a Contact host name we do not resolve here).
+    pub(crate) fn next_hop(&self, key: CallKey, leg: LegId) -> Dest {
+        let Some(call) = self.calls.get(&key) else {
+            return Dest::Target(Target {
+                transport: TransportKind::Udp,
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                conn: None,
+                server_name: None,
+                side: Side::Trunk,
+            });
+        };
+        self.dest_of(call.leg(leg))
+    }
+
+    pub(crate) fn dest_of(&self, l: &super::call::Leg) -> Dest {
+        let uri = l.dialog.next_hop();
+        let transport = uri
+            .param("transport")
+            .flatten()
+            .map(|t| match t.to_ascii_lowercase().as_str() {
+                "tls" => TransportKind::Tls,
+                "tcp" => TransportKind::Tcp,
+                _ => TransportKind::Udp,
+            })
+            .unwrap_or(l.transport);
+        // The Teams side is TLS only (TDR-SIG-01), whatever a Contact says.
+        let transport = if l.side == Side::Teams {
+            TransportKind::Tls
+        } else {
+            transport
+        };
+        let default_port = if transport == TransportKind::Tls {
+            5061
+        } else {
+            5060
+        };
+        let ip = match &uri.host {
+            Host::V4(a) => Some(std::net::IpAddr::V4(*a)),
+            Host::V6(a) => Some(std::net::IpAddr::V6(*a)),
+            Host::Domain(name) => {
+                if l.side == Side::Teams
+                    && let Some(p) = self
+                        .config
+                        .teams
+                        .proxies
+                        .iter()
+                        .find(|p| p.host.eq_ignore_ascii_case(name))
+                {
+                    return self.proxy_dest(p);
+                }
+                None
+            }
+        };
+        match ip {
+            Some(ip) => Dest::Target(Target {
+                transport,
+                addr: std::net::SocketAddr::new(ip, uri.port.unwrap_or(default_port)),
+                conn: None,
+                // Toward Teams the certificate must still name the peer we talked to.
+                server_name: l.fallback.server_name.clone(),
+                side: l.side,
+            }),
+            None => Dest::Target(l.fallback.clone()),
+        }
+    }
+
+    /// The bookkeeping of an ended call, once: limits, media, CDR and metrics.
+    fn finish(&mut self, key: CallKey, end: End, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.ended.is_some() {
+            return;
+        }
+        call.ended = Some(end);
+        call.resend_2xx = None;
+        call.failover_at = None;
+        let tenant = call.tenant.clone();
+        self.limits.release(&tenant);
+        let stats = self.media.destroy_session(key).ok();
+        if let Some(call) = self.calls.get(&key) {
+            self.records.ended(call, end, now, stats);
+        }
+    }
+
+    /// Drops every trace of the call.
+    pub(crate) fn forget(&mut self, key: CallKey) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.dialogs.remove(&(
+            call.a.dialog.call_id.clone(),
+            call.a.dialog.local_tag.clone(),
+        ));
+        self.dialogs.remove(&(
+            call.b.dialog.call_id.clone(),
+            call.b.dialog.local_tag.clone(),
+        ));
+        self.invites.remove(&call.a_invite_tx);
+        if call.ended.is_none() {
+            // A call dropped without finish() (stuck in Cancelling past its guard) still
+            // frees its tenant slot and media.
+            self.limits.release(&call.tenant);
+            let _ = self.media.destroy_session(key);
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The call state machine driven without sockets: SIP messages in, actions out. The media
+//! plane is real (loopback ports), since every SDP goes through it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::sdp::SessionDescription;
+use crate::sip::message::Message;
+use crate::sip::transaction::{TimerConfig, TransactionKey, Transactions};
+
+const TEAMS_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 41000 RTP/SAVP 0 8 101\r\na=rtcp-mux\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31|1:1\r\n\
+a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^31\r\n\
+a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n";
+
+const TRUNK_SDP: &str = "v=0\r\no=cc 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 42000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+struct Harness {
+    b2bua: B2bua,
+    txns: Transactions<()>,
+    _certs: tempfile::TempDir,
+    now: Instant,
+    n: u32,
+}
+
+fn config(extra: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
+    let text = crate::config::default::DEFAULT_TOML
+        .replace("certs/dev/", "")
+        .replace("port_min = 40000", "port_min = 53000")
+        .replace("port_max = 49999", "port_max = 53999")
+        .replace("max_calls = 100", &format!("max_calls = 100\n{extra}"));
+    let c = crate::config::from_str(&text, Path::new("t.toml"), dir.path()).unwrap();
+    (dir, c)
+}
+
+impl Harness {
+    fn new(extra: &str) -> Harness {
+        let (dir, config) = config(extra);
+        let (plane, _events) = MediaPlane::start(&config.media).unwrap();
+        let local = LocalAddrs {
+            teams_port: 5061,
+            trunk_udp: Some("127.0.0.1:5060".parse().unwrap()),
+            trunk_tcp: None,
+            trunk_tls: None,
+        };
+        Harness {
+            b2bua: B2bua::new(Arc::new(config), plane, local),
+            txns: Transactions::new(TimerConfig::default()),
+            _certs: dir,
+            now: crate::clock::now(),
+            n: 0,
+        }
+    }
+
+    fn server_tx(&mut self) -> TxId {
+        self.n += 1;
+        let key = TransactionKey::client(&format!("z9hG4bKs{}", self.n), &Method::Invite);
+        match self
+            .txns
+            .on_request(key, &Method::Invite, true, (), self.now)
+        {
+            crate::sip::transaction::ServerDisposition::New(id) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn client_tx(&mut self) -> TxId {
+        self.n += 1;
+        let key = TransactionKey::client(&format!("z9hG4bKc{}", self.n), &Method::Invite);
+        self.txns
+            .start_client(key, &Method::Invite, Bytes::new(), true, (), self.now)
+            .unwrap()
+    }
+
+    fn actions(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.b2bua.poll_action()).collect()
+    }
+
+    /// Drains the actions, registering a client transaction for each request.
+    fn run(&mut self) -> Vec<(Action, Option<TxId>)> {
+        let mut out = Vec::new();
+        for a in self.actions() {
+            let tx = if let Action::Request { call, purpose, .. } = &a {
+                let tx = self.client_tx();
+                self.b2bua.on_request_sent(*call, *purpose, tx);
+                Some(tx)
+            } else {
+                None
+            };
+            out.push((a, tx));
+        }
+        out
+    }
+}
+
+fn request(text: &str) -> Request {
+    match Message::parse(Bytes::from(
+        text.replace('\n', "\r\n").replace("\r\r\n", "\r\n"),
+    ))
+    .unwrap()
+    {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("not a request"),
+    }
+}
+
+fn with_body(mut head: String, body: &str) -> String {
+    head.push_str(&format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    head
+}
+
+fn teams_invite(host: &str) -> Request {
+    let head = format!(
+        "INVITE sip:+15550100@{host}:5061;user=phone;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKteams1\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Teams\" <sip:+15550199@sip.pstnhub.microsoft.com;user=phone>;tag=ms1\r\n\
+         To: <sip:+15550100@{host};user=phone>\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Supported: timer\r\nSession-Expires: 1800\r\n"
+    );
+    request(&with_body(head, TEAMS_SDP))
+}
+
+fn teams_source() -> Source {
+    Source {
+        side: Side::Teams,
+        transport: TransportKind::Tls,
+        addr: "127.0.0.1:40001".parse().unwrap(),
+        conn: None,
+        peer_name: Some("sip.pstnhub.microsoft.com".into()),
+    }
+}
+
+fn response_to(req: &Request, status: u16, to_tag: &str, sdp: Option<&str>) -> Response {
+    let mut r = Response::for_request(req, status, "X", Some(to_tag));
+    r.headers.push("Contact", "<sip:cc@127.0.0.1:5080>");
+    if let Some(sdp) = sdp {
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = Bytes::from(sdp.to_owned());
+    }
+    r
+}
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Sets up a Teams → trunk call up to the trunk's INVITE.
+fn start_teams_call(h: &mut Harness) -> (TxId, Request, CallKey, TxId) {
+    let a_tx = h.server_tx();
+    let invite = teams_invite("customer1.sbc.example.test");
+    h.b2bua
+        .on_invite(a_tx, invite.clone(), &teams_source(), h.now);
+    let mut sent = None;
+    for (a, tx) in h.run() {
+        match a {
+            Action::Respond { response, .. } => assert_eq!(response.status, 100),
+            Action::Request {
+                call,
+                request,
+                purpose,
+                ..
+            } => {
+                assert_eq!(purpose, Purpose::Invite);
+                sent = Some((request, call, tx.unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (b_invite, call, b_tx) = sent.expect("INVITE toward the trunk");
+    (a_tx, b_invite, call, b_tx)
+}
+
+#[test]
+fn teams_call_reaches_the_trunk_as_plain_rtp_with_its_own_identifiers() {
+    let mut h = Harness::new("");
+    let (_, b_invite, _, _) = start_teams_call(&mut h);
+    let raw = text(&b_invite.to_bytes());
+    assert_eq!(b_invite.uri.to_string(), "sip:+15550100@127.0.0.1:5080");
+    // Topology hiding: nothing of the Teams side's identifiers or addresses.
+    assert!(!raw.contains("teams-call-1"), "{raw}");
+    assert!(!raw.contains("5062"), "{raw}");
+    assert!(!raw.contains("pstnhub"), "{raw}");
+    assert!(raw.contains("Max-Forwards: 69\r\n"), "{raw}");
+    assert!(
+        raw.contains("From: \"Teams\" <sip:+15550199@127.0.0.1>;tag="),
+        "{raw}"
+    );
+    let sdp = SessionDescription::from_bytes(&b_invite.body).unwrap();
+    let m = &sdp.media[0];
+    assert_eq!(m.proto, "RTP/AVP");
+    assert!(m.crypto_lines().is_empty());
+    assert!(!raw.contains("a=rtcp-mux"));
+}
+
+#[test]
+fn trunk_answer_reaches_teams_as_srtp_with_our_key_and_the_call_ends_on_trunk_bye() {
+    let mut h = Harness::new("");
+    let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 180, "cc1", None),
+        h.now,
+    );
+    let ringing = h.run();
+    assert!(
+        matches!(&ringing[..], [(Action::Respond { tx, response }, _)] if *tx == a_tx && response.status == 180)
+    );
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        h.now,
+    );
+    let answered = h.run();
+    let mut ok = None;
+    for (a, _) in answered {
+        match a {
+            // TDR-INV-08: the 2xx is ACKed at once.
+            Action::Ack { request, .. } => assert_eq!(
+                text(&request.to_bytes()).lines().next().unwrap(),
+                "ACK sip:cc@127.0.0.1:5080 SIP/2.0"
+            ),
+            Action::Respond { response, .. } => ok = Some(response),
+            other => panic!("{other:?}"),
+        }
+    }
+    let ok = ok.expect("200 to Teams");
+    assert_eq!(ok.status, 200);
+    let raw = text(&ok.to_bytes());
+    // TDR-INV-15: Teams refreshes.
+    assert!(
+        raw.contains("Session-Expires: 1800;refresher=uac\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("REFER"), "TDR-XFR-01: {raw}");
+    let sdp = SessionDescription::from_bytes(&ok.body).unwrap();
+    let m = &sdp.media[0];
+    assert_eq!(m.proto, "RTP/SAVP");
+    assert!(m.rtcp_mux());
+    // TDR-MED-02: answered with the offer's first usable tag and a key of our own.
+    let crypto = m.crypto_lines();
+    assert_eq!(crypto.len(), 1);
+    assert!(
+        crypto[0].starts_with("2 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{crypto:?}"
+    );
+    assert!(!crypto[0].contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
+    assert_eq!(h.b2bua.active_calls(), 1);
+
+    // BYE from the trunk: 200 there, BYE to Teams at its Contact with the dialog's tags.
+    let to_tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let bye = request(&format!(
+        "BYE sip:+15550199@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKbye1\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        b_invite.headers.call_id().unwrap()
+    ));
+    let bye_tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(bye_tx), bye, h.now));
+    let ended = h.run();
+    let mut saw_bye = false;
+    for (a, _) in ended {
+        match a {
+            Action::Respond { tx, response } => {
+                assert_eq!(tx, bye_tx);
+                assert_eq!(response.status, 200);
+            }
+            Action::Request {
+                request, leg, dest, ..
+            } => {
+                assert_eq!(leg, LegId::A);
+                assert_eq!(request.method, Method::Bye);
+                assert_eq!(
+                    request.uri.to_string(),
+                    "sip:+15550199@127.0.0.1:5062;transport=tls"
+                );
+                let raw = text(&request.to_bytes());
+                assert!(raw.contains(&format!(";tag={to_tag}\r\n")), "{raw}");
+                assert!(raw.contains("To: \"Teams\" <sip:+15550199@sip.pstnhub.microsoft.com;user=phone>;tag=ms1\r\n"), "{raw}");
+                match dest {
+                    Dest::Target(t) => {
+                        assert_eq!(t.addr, "127.0.0.1:5062".parse().unwrap());
+                        assert_eq!(t.server_name.as_deref(), Some("sip.pstnhub.microsoft.com"));
+                    }
+                    other => panic!("{other:?}"),
+                }
+                saw_bye = true;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(saw_bye);
+    assert_eq!(h.b2bua.active_calls(), 0);
+}
+
+#[test]
+fn cancel_while_ringing_gives_487_to_teams_and_cancels_the_trunk() {
+    let mut h = Harness::new("");
+    let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 180, "cc1", None),
+        h.now,
+    );
+    h.run();
+    h.b2bua.on_cancel(a_tx, h.now);
+    let acts = h.run();
+    assert!(
+        acts.iter()
+            .any(|(a, _)| matches!(a, Action::Cancel { tx } if *tx == b_tx))
+    );
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Respond { tx, response } if *tx == a_tx && response.status == 487)));
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 487, "cc1", None),
+        h.now,
+    );
+    assert_eq!(h.b2bua.active_calls(), 0);
+}
+
+#[test]
+fn tenant_call_limit_gives_503_with_retry_after() {
+    let mut h = Harness::new("");
+    // max_calls of the default tenant is replaced by a test-only limit of 1.
+    h.b2bua.limits = limits::Limits::new(&{
+        let (_d, mut c) = config("");
+        c.tenants[0].max_calls = 1;
+        c
+    });
+    start_teams_call(&mut h);
+    let tx = h.server_tx();
+    h.b2bua.on_invite(
+        tx,
+        teams_invite("customer1.sbc.example.test"),
+        &teams_source(),
+        h.now,
+    );
+    let acts = h.actions();
+    match &acts[..] {
+        [Action::Respond { response, .. }] => {
+            assert_eq!(response.status, 503);
+            assert!(response.headers.get("Retry-After").is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn silent_first_proxy_makes_the_call_go_to_the_second() {
+    let mut h = Harness::new("");
+    let tx = h.server_tx();
+    let head = "INVITE sip:+15550100@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKcc1\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:+15550199@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550100@127.0.0.1>\r\n\
+        Call-ID: cc-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n"
+        .to_owned();
+    let src = Source {
+        side: Side::Trunk,
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:5080".parse().unwrap(),
+        conn: None,
+        peer_name: None,
+    };
+    h.b2bua
+        .on_invite(tx, request(&with_body(head, TRUNK_SDP)), &src, h.now);
+    let first: Vec<_> = h
+        .run()
+        .into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request { request, dest, .. } => Some((request, dest)),
+            _ => None,
+        })
+        .collect();
+    let (invite, dest) = &first[0];
+    // TDR-INV-01/-03/-05, TDR-HDR-01.
+    assert_eq!(
+        invite.uri.to_string(),
+        "sip:+15550100@sip.pstnhub.microsoft.com:5061;user=phone;transport=tls"
+    );
+    let raw = text(&invite.to_bytes());
+    assert!(
+        raw.contains("Contact: <sip:+15550199@customer1.sbc.example.test:5061;transport=tls>\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("X-MS-SBC: "), "{raw}");
+    assert!(!raw.contains("Record-Route"), "{raw}");
+    assert!(
+        raw.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{raw}"
+    );
+    assert!(matches!(dest, Dest::Target(t) if t.addr.port() == 15061));
+    let later = h.now + Duration::from_secs(3);
+    h.b2bua.handle_timeout(later);
+    let second: Vec<_> = h
+        .run()
+        .into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request { request, dest, .. } => Some((request, dest)),
+            _ => None,
+        })
+        .collect();
+    let (invite2, dest2) = &second[0];
+    assert!(
+        matches!(dest2, Dest::Target(t) if t.addr.port() == 15062),
+        "{dest2:?}"
+    );
+    assert_eq!(invite2.uri.host.to_string(), "sip2.pstnhub.microsoft.com");
+}
+
+/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
+fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
+    let (_, b_invite, call, b_tx) = start_teams_call(h);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        h.now,
+    );
+    let ok = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { response, .. } if response.status == 200 => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let ack = request(&format!(
+        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    (call, b_invite, ok)
+}
+
+#[test]
+fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr_med_08() {
+    let mut h = Harness::new("");
+    let (call, b_invite, ok) = confirmed_call(&mut h);
+    let first = SessionDescription::from_bytes(&ok.body).unwrap();
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let held = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc 7 8")
+        .replace("a=sendrecv", "a=sendonly");
+    let head = format!(
+        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
+        b_invite.headers.call_id().unwrap()
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+    );
+    let (reinvite, re_tx) = h
+        .run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                leg: LegId::A,
+                purpose: Purpose::Offer,
+                ..
+            } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams");
+    let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+    assert_eq!(sdp.media[0].port, first.media[0].port);
+    assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
+    // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
+    let teams_answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let back = acts
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(back.status, 200);
+    let sdp = SessionDescription::from_bytes(&back.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/AVP");
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+}
+
+#[test]
+fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
+    let mut h = Harness::new("");
+    let (_, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let head = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, TEAMS_SDP)), h.now)
+    );
+    let acts = h.run();
+    match &acts[..] {
+        [(Action::Respond { response, .. }, _)] => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, ok.body, "the same SDP, same version");
+        }
+        other => panic!("refresh crossed to the trunk: {other:?}"),
+    }
+}
+
+#[test]
+fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xfr_02() {
+    let mut h = Harness::new("");
+    let (call, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let refer = request(&format!(
+        "REFER sip:customer1.sbc.example.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref1\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 3 REFER\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Refer-To: <sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc>\r\n\
+         Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
+    let acts = h.run();
+    assert!(
+        acts.iter()
+            .any(|(a, _)| matches!(a, Action::Respond { response, .. } if response.status == 202))
+    );
+    let notify = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Notify,
+                ..
+            } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("NOTIFY 100");
+    assert_eq!(notify.body.as_ref(), b"SIP/2.0 100 Trying\r\n");
+    let (invite, itx) = acts
+        .iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Transfer,
+                ..
+            } => Some((request.clone(), t.unwrap())),
+            _ => None,
+        })
+        .expect("transfer INVITE");
+    assert_eq!(
+        invite.uri.to_string(),
+        "sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc"
+    );
+    let raw = text(&invite.to_bytes());
+    assert!(raw.contains("Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\n"), "{raw}");
+    assert!(
+        raw.contains("From: <sip:+15550100@customer1.sbc.example.test;user=phone>;tag="),
+        "{raw}"
+    );
+    assert!(!raw.contains("Replaces"), "TDR-INV-19: {raw}");
+    let sdp = SessionDescription::from_bytes(&invite.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/SAVP");
+    // The new party answers; the call continues on the new dialog.
+    let answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 9 1")
+        .replace("41000", "41010");
+    h.b2bua.on_response(
+        call,
+        LegId::A,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 200, "new1", Some(&answer)),
+        h.now,
+    );
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let last = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Notify,
+                ..
+            } => Some(request.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(last.body.starts_with(b"SIP/2.0 200 "), "{last:?}");
+    assert!(text(&last.to_bytes()).contains("Subscription-State: terminated"));
+    // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
+    let bye = request(&format!(
+        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye2\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    assert!(
+        matches!(&acts[..], [(Action::Respond { response, .. }, _)] if response.status == 200),
+        "{acts:?}"
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+}

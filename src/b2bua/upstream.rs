@@ -1,0 +1,685 @@
+//! Answers to the requests we sent on either leg, and their transaction outcomes.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::body::{SdpBody, sdp_of};
+use super::call::{Call, CallKey, LegId, Purpose, Resend, State};
+use super::setup::ALLOW;
+use super::teardown::{End, EndedBy};
+use super::timer;
+use super::{Action, B2bua};
+use crate::sip::Method;
+use crate::sip::message::Response;
+use crate::sip::transaction::TxId;
+use crate::sip::transport::{Side, TransportKind};
+
+/// RFC 3261 §17.1.1.2 T1, for resending our 2xx over UDP (§13.3.1.4).
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+impl B2bua {
+    /// The endpoint started client transaction `tx` for an [`Action::Request`].
+    pub(crate) fn on_request_sent(&mut self, key: CallKey, purpose: Purpose, tx: TxId) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match purpose {
+            Purpose::Invite => call.b_invite_tx = Some(tx),
+            Purpose::Offer | Purpose::Relay => {
+                if let Some(p) = call.pending.as_mut() {
+                    p.client_tx = Some(tx);
+                }
+            }
+            Purpose::Transfer => {
+                if let Some(t) = call.transfer.as_mut() {
+                    t.invite_tx = Some(tx);
+                }
+            }
+            Purpose::Refresh | Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
+        }
+    }
+
+    /// A response to a request of ours on `leg`.
+    pub(crate) fn on_response(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        purpose: Purpose,
+        tx: TxId,
+        rsp: Response,
+        now: Instant,
+    ) {
+        if !self.calls.contains_key(&key) {
+            // The call ended; a late 2xx to its INVITE still needs ACK + BYE (§15).
+            return;
+        }
+        match purpose {
+            Purpose::Invite => self.invite_response(key, tx, rsp, now),
+            Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
+            Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
+        }
+        self.schedule(key);
+    }
+
+    /// Timer B/F or a transport failure, treated as 408/503 (§8.1.3.1, §17.1.4).
+    pub(crate) fn on_request_failed(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        purpose: Purpose,
+        tx: TxId,
+        status: u16,
+        now: Instant,
+    ) {
+        let reason = if status == 408 {
+            "Request Timeout"
+        } else {
+            "Service Unavailable"
+        };
+        let rsp = Response::new(status, reason);
+        match purpose {
+            Purpose::Invite => {
+                if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
+                    self.invite_final_failure(key, status, reason, true, now);
+                }
+            }
+            Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
+            Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
+            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
+        }
+        self.schedule(key);
+    }
+
+    /// A request of ours whose next hop did not resolve: it never had a transaction.
+    pub(crate) fn on_request_unroutable(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        purpose: Purpose,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match purpose {
+            Purpose::Invite if call.b_invite_tx.is_none() => {
+                self.invite_final_failure(key, 503, "Service Unavailable", true, now);
+            }
+            Purpose::Offer | Purpose::Relay
+                if call.pending.as_ref().is_some_and(|p| p.from == leg.other()) =>
+            {
+                call.media.abandon_offer();
+                if let Some(p) = call.pending.take() {
+                    let rsp = Response::for_request(&p.request, 503, "Service Unavailable", None);
+                    self.respond(p.server_tx, rsp);
+                }
+            }
+            _ => {}
+        }
+        self.schedule(key);
+    }
+
+    fn invite_response(&mut self, key: CallKey, tx: TxId, rsp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.b_invite_tx != Some(tx) {
+            // An INVITE to a proxy we already gave up on. A 2xx from it would be a second
+            // call; it is left to time out on the far side (documented gap).
+            tracing::debug!(
+                call = key,
+                status = rsp.status,
+                "answer from an abandoned proxy ignored"
+            );
+            return;
+        }
+        match rsp.status {
+            100 => {
+                call.failover_at = None;
+            }
+            101..=199 => self.invite_provisional(key, rsp, now),
+            200..=299 => self.invite_success(key, rsp, now),
+            status => {
+                let reason = rsp.reason.clone();
+                self.invite_final_failure(key, status, &reason, false, now);
+            }
+        }
+    }
+
+    fn invite_provisional(&mut self, key: CallKey, rsp: Response, now: Instant) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.failover_at = None;
+        call.provisional_seen = true;
+        call.b.dialog.update_from_response(&rsp);
+        if call.state == State::Calling {
+            call.state = State::Early;
+        }
+        // §9.1: a CANCEL waits for a provisional.
+        if call.state == State::Cancelling && !call.cancel_sent {
+            if let Some(tx) = call.b_invite_tx {
+                call.cancel_sent = true;
+                self.actions.push_back(Action::Cancel { tx });
+            }
+            return;
+        }
+        if call.state == State::Cancelling {
+            return;
+        }
+        self.prack_if_asked(key, &rsp);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        // Early media: an SDP in a 18x is the answer (RFC 3261 §13.2.1 with RFC 3960).
+        let mut out = provisional_for_a(call, &rsp);
+        match sdp_of(&rsp.headers, &rsp.body) {
+            SdpBody::Sdp(sd) => match call.media.answer(&plane, call.b.sdp_side(), &sd, false) {
+                Ok(answer) => {
+                    let body = Bytes::from(answer.to_string());
+                    call.early_answer = Some(body.clone());
+                    out.headers.push("Content-Type", "application/sdp");
+                    out.body = body;
+                }
+                Err(e) => {
+                    tracing::info!(call = key, error = %e, "early SDP not usable: relayed without it");
+                }
+            },
+            SdpBody::Invalid | SdpBody::None => {}
+        }
+        let tx = call.a_invite_tx;
+        let _ = now;
+        self.respond(tx, out);
+    }
+
+    fn invite_success(&mut self, key: CallKey, rsp: Response, now: Instant) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.failover_at = None;
+        call.b.dialog.update_from_response(&rsp);
+        call.b.allows_update = response_allows(&rsp, "UPDATE");
+        // §13.2.2.4: ACK every 2xx at once (TDR-INV-08), a retransmission with the same ACK.
+        let ack = call.b.dialog.ack(call.b_invite_cseq);
+        let ack_dest = self.next_hop(key, LegId::B);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some((ack, dest)) = call.b.last_ack.clone() {
+            let via = call.b.via.clone();
+            self.actions.push_back(Action::Ack {
+                request: ack,
+                via,
+                dest,
+            });
+            return;
+        }
+        call.b.last_ack = Some((ack.clone(), ack_dest.clone()));
+        self.actions.push_back(Action::Ack {
+            request: ack,
+            via: call.b.via.clone(),
+            dest: ack_dest,
+        });
+        if call.state == State::Cancelling {
+            // The 2xx crossed our CANCEL: the call is not wanted any more (§9.1).
+            self.send_bye(key, LegId::B);
+            self.forget(key);
+            return;
+        }
+        call.b.session_timer = timer::uac_timer(&rsp, now);
+        let answer_body = match sdp_of(&rsp.headers, &rsp.body) {
+            SdpBody::Sdp(sd) => {
+                call.b.remote_origin = Some(super::call::origin_of(&sd));
+                match call.media.answer(&plane, call.b.sdp_side(), &sd, true) {
+                    Ok(answer) => Some(Bytes::from(answer.to_string())),
+                    Err(e) => {
+                        tracing::warn!(call = key, error = %e, "answer not usable: ending the call");
+                        let status = e.status();
+                        self.send_bye(key, LegId::B);
+                        self.fail_a(
+                            key,
+                            status,
+                            &super::setup::reason_for(status),
+                            EndedBy::Sbc,
+                            now,
+                        );
+                        return;
+                    }
+                }
+            }
+            // The answer came in a reliable 18x already (RFC 3262 §5).
+            _ => call.early_answer.clone(),
+        };
+        let mut out = Response::for_request(
+            &call.a_invite,
+            rsp.status,
+            &rsp.reason,
+            Some(&call.a.dialog.local_tag),
+        );
+        out.headers.push("Contact", call.a.dialog.contact.clone());
+        out.headers.push("Allow", ALLOW);
+        out.headers.push("Supported", "timer");
+        if let timer::UasTimer::Use {
+            interval,
+            we_refresh,
+        } = timer::uas_timer(&call.a_invite.headers)
+        {
+            timer::stamp_2xx(&mut out, &call.a_invite.headers, interval, we_refresh);
+            call.a.session_timer = Some(timer::uas_session_timer(interval, we_refresh, now));
+        }
+        if let Some(body) = answer_body {
+            out.headers.push("Content-Type", "application/sdp");
+            out.body = body;
+        }
+        call.state = State::Answered;
+        call.answered = Some((std::time::SystemTime::now(), now));
+        call.final_status = Some(rsp.status);
+        // The 2xx is resent over UDP until the ACK; over TLS/TCP once is enough (§13.3.1.4).
+        if call.a.transport == TransportKind::Udp {
+            call.resend_2xx = Some(Resend {
+                response: out.clone(),
+                next: now + T1,
+                interval: T1,
+                give_up: now + 64 * T1,
+            });
+        } else {
+            call.guard_at = Some(now + 64 * T1);
+        }
+        let tx = call.a_invite_tx;
+        let setup = now.saturating_duration_since(call.setup_at);
+        let (tenant, direction) = (call.tenant.clone(), call.direction);
+        tracing::info!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
+        self.records.answered(&tenant, direction, setup);
+        self.invites.remove(&tx);
+        self.respond(tx, out);
+    }
+
+    /// Leg B's INVITE ended without a call: the next Teams proxy (TDR-INV-13 codes), or the
+    /// status back to leg A with its reason (3xx–6xx passed back as they came).
+    fn invite_final_failure(
+        &mut self,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+        no_response: bool,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state == State::Cancelling {
+            self.forget(key);
+            return;
+        }
+        let failover_code = matches!(status, 408 | 503 | 504) || no_response;
+        if call.b.side == Side::Teams && failover_code && !call.proxies_left.is_empty() {
+            self.try_next_proxy(key, now);
+            return;
+        }
+        // TDR-INV-07: a 486 is not retried; nor is anything else we pass back.
+        let (status, reason) = if call.b.side == Side::Teams && status == 408 && no_response {
+            (504, "Server Time-out")
+        } else {
+            (status, reason)
+        };
+        let ended_by = if no_response {
+            EndedBy::Sbc
+        } else {
+            EndedBy::side(call.b.side)
+        };
+        self.fail_a(key, status, reason, ended_by, now);
+    }
+
+    /// Sends leg B's INVITE to the next Teams proxy in order (TDR-SIG-07, issue: failover).
+    pub(super) fn try_next_proxy(&mut self, key: CallKey, now: Instant) {
+        let timeout = self.failover_timeout();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(next) = call.proxies_left.pop_front() else {
+            return;
+        };
+        let Some(proxy) = self.config.teams.proxies.get(next).cloned() else {
+            return;
+        };
+        tracing::info!(call = key, proxy = %proxy.host, "trying the next Teams proxy");
+        let dest = self.proxy_dest(&proxy);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        // A new transaction, same dialog identifiers, next CSeq (§8.1.3.5 allows the retry).
+        call.b.dialog.local_cseq += 1;
+        call.b_invite_cseq = call.b.dialog.local_cseq;
+        let mut req = call.b_invite.clone();
+        let mut uri = req.uri.clone();
+        uri.host = crate::sip::message::Host::Domain(proxy.host.clone());
+        uri.port = Some(proxy.port);
+        req.uri = uri.clone();
+        call.b.dialog.remote_target = uri;
+        req.headers
+            .set("CSeq", format!("{} INVITE", call.b_invite_cseq));
+        call.b_invite = req.clone();
+        call.b_invite_tx = None;
+        call.provisional_seen = false;
+        call.failover_at = Some(now + timeout);
+        if let super::Dest::Target(t) = &dest {
+            call.b.fallback = t.clone();
+        }
+        let via = call.b.via.clone();
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg: LegId::B,
+            purpose: Purpose::Invite,
+            request: req,
+            via,
+            dest,
+        });
+    }
+
+    /// RFC 3262 §4: a reliable provisional gets a PRACK on leg B's early dialog.
+    fn prack_if_asked(&mut self, key: CallKey, rsp: &Response) {
+        let requires = rsp
+            .headers
+            .option_tags("Require")
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("100rel"));
+        let rseq = rsp
+            .headers
+            .get("RSeq")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let (true, Some(rseq)) = (requires, rseq) else {
+            return;
+        };
+        let dest = self.next_hop(key, LegId::B);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.pracked.contains(&rseq) {
+            return;
+        }
+        call.pracked.push(rseq);
+        let cseq = call.b_invite_cseq;
+        let mut prack = call.b.dialog.request(Method::Prack);
+        prack.headers.push("RAck", format!("{rseq} {cseq} INVITE"));
+        let via = call.b.via.clone();
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg: LegId::B,
+            purpose: Purpose::Prack,
+            request: prack,
+            via,
+            dest,
+        });
+    }
+
+    /// The other leg answered the request we relayed for a pending re-INVITE/UPDATE/INFO.
+    fn pending_response(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        tx: TxId,
+        rsp: Response,
+        now: Instant,
+    ) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(pending) = call.pending.clone() else {
+            return;
+        };
+        if pending.client_tx != Some(tx) || pending.from != leg.other() {
+            return;
+        }
+        if rsp.status < 200 {
+            return;
+        }
+        let method = pending.request.method.clone();
+        let from = pending.from;
+        let mut out = Response::for_request(&pending.request, rsp.status, &rsp.reason, None);
+        if (200..300).contains(&rsp.status) {
+            if matches!(method, Method::Invite | Method::Update) {
+                out.headers
+                    .push("Contact", call.leg(from).dialog.contact.clone());
+                out.headers.push("Allow", ALLOW);
+                if let Some(t) = call.leg(from).session_timer {
+                    let we = t.we_refresh;
+                    timer::stamp_2xx(&mut out, &pending.request.headers, t.interval, we);
+                }
+                match sdp_of(&rsp.headers, &rsp.body) {
+                    SdpBody::Sdp(sd) => {
+                        call.leg_mut(leg).remote_origin = Some(super::call::origin_of(&sd));
+                        match call
+                            .media
+                            .answer(&plane, call.leg(leg).sdp_side(), &sd, true)
+                        {
+                            Ok(answer) => {
+                                out.headers.push("Content-Type", "application/sdp");
+                                out.body = Bytes::from(answer.to_string());
+                            }
+                            Err(e) => {
+                                tracing::info!(call = key, error = %e, "re-INVITE answer not usable");
+                                call.media.abandon_offer();
+                                out = Response::for_request(
+                                    &pending.request,
+                                    e.status(),
+                                    &super::setup::reason_for(e.status()),
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                    _ => call.media.abandon_offer(),
+                }
+                if let Some(t) = call.leg_mut(from).session_timer.as_mut() {
+                    t.refreshed(now);
+                }
+            } else if is_body_forwarded(&rsp) {
+                copy_body(&rsp, &mut out);
+            }
+        } else {
+            call.media.abandon_offer();
+        }
+        // Our re-INVITE's 2xx needs our ACK.
+        if (200..300).contains(&rsp.status)
+            && rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite)
+        {
+            let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
+            let ack = call.leg(leg).dialog.ack(cseq);
+            let via = call.leg(leg).via.clone();
+            let dest = self.next_hop(key, leg);
+            self.actions.push_back(Action::Ack {
+                request: ack,
+                via,
+                dest,
+            });
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.pending = None;
+        let status = rsp.status;
+        self.respond(pending.server_tx, out);
+        // §14.1 / RFC 5057: 481 or 408 to a mid-dialog request means the dialog is gone.
+        if matches!(status, 408 | 481) {
+            self.end_call(key, End::dialog_gone(leg), now);
+        }
+    }
+
+    fn refresh_response(&mut self, key: CallKey, leg: LegId, rsp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if rsp.status < 200 {
+            return;
+        }
+        if (200..300).contains(&rsp.status) {
+            if rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite) {
+                let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
+                let ack = call.leg(leg).dialog.ack(cseq);
+                let via = call.leg(leg).via.clone();
+                let dest = self.next_hop(key, leg);
+                self.actions.push_back(Action::Ack {
+                    request: ack,
+                    via,
+                    dest,
+                });
+            }
+            if let Some(call) = self.calls.get_mut(&key)
+                && let Some(t) = call.leg_mut(leg).session_timer.as_mut()
+            {
+                t.refreshed(now);
+            }
+        } else if matches!(rsp.status, 408 | 481) {
+            self.end_call(key, End::session_expired(leg), now);
+        }
+    }
+
+    /// Time-driven work of one call.
+    pub(super) fn on_call_timer(&mut self, key: CallKey, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.failover_at.is_some_and(|t| t <= now) {
+            call.failover_at = None;
+            // The proxy said nothing at all: no CANCEL is possible (§9.1); its transaction
+            // is left to end on its own and the next proxy gets the call.
+            if call.proxies_left.is_empty() {
+                call.b_invite_tx = None;
+                self.fail_a(key, 504, "Server Time-out", EndedBy::Sbc, now);
+            } else {
+                self.try_next_proxy(key, now);
+            }
+            self.schedule(key);
+            return;
+        }
+        if let Some(r) = call.resend_2xx.as_mut() {
+            if r.give_up <= now {
+                call.resend_2xx = None;
+                // §13.3.1.4: no ACK for the 2xx: end the dialog.
+                self.end_call(key, End::no_ack(), now);
+                return;
+            }
+            if r.next <= now {
+                r.interval = (r.interval * 2).min(T2);
+                r.next = now + r.interval;
+                let rsp = r.response.clone();
+                let tx = call.a_invite_tx;
+                self.respond(tx, rsp);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.guard_at.is_some_and(|t| t <= now) {
+            call.guard_at = None;
+            match call.state {
+                State::Answered => return self.end_call(key, End::no_ack(), now),
+                State::Cancelling => return self.forget(key),
+                _ => {}
+            }
+        }
+        for leg in [LegId::A, LegId::B] {
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            let Some(t) = call.leg(leg).session_timer else {
+                continue;
+            };
+            if t.deadline > now {
+                continue;
+            }
+            if t.we_refresh && call.state == State::Confirmed {
+                if let Some(t) = call.leg_mut(leg).session_timer.as_mut() {
+                    // Until the refresh is answered, the peer's expiry is the limit.
+                    t.deadline = now + Duration::from_secs(u64::from(t.interval) / 2);
+                }
+                self.send_refresh(key, leg);
+            } else if !t.we_refresh {
+                tracing::info!(
+                    call = key,
+                    ?leg,
+                    "session timer expired (RFC 4028): ending the call"
+                );
+                return self.end_call(key, End::session_expired(leg), now);
+            }
+        }
+        self.schedule(key);
+    }
+
+    /// RFC 4028 refresh of ours: UPDATE without a body where the peer allows it, else a
+    /// re-INVITE with the SDP we sent last (same version: no change, §7.4 / RFC 3264 §8).
+    fn send_refresh(&mut self, key: CallKey, leg: LegId) {
+        let dest = self.next_hop(key, leg);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let side = call.leg(leg).side;
+        let last = match side {
+            Side::Teams => call.media.last_to_teams.clone(),
+            Side::Trunk => call.media.last_to_trunk.clone(),
+        };
+        let l = call.leg_mut(leg);
+        let interval = l.session_timer.map(|t| t.interval).unwrap_or(1800);
+        let mut req = if l.allows_update || last.is_none() {
+            l.dialog.request(Method::Update)
+        } else {
+            let mut r = l.dialog.request(Method::Invite);
+            if let Some(sd) = last {
+                r.headers.push("Content-Type", "application/sdp");
+                r.body = Bytes::from(sd.to_string());
+            }
+            r
+        };
+        req.headers
+            .push("Session-Expires", format!("{interval};refresher=uac"));
+        req.headers.push("Supported", "timer");
+        let via = l.via.clone();
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg,
+            purpose: Purpose::Refresh,
+            request: req,
+            via,
+            dest,
+        });
+    }
+}
+
+/// A 18x from leg B as leg A sees it: our tag and Contact, its status and reason.
+fn provisional_for_a(call: &Call, rsp: &Response) -> Response {
+    let mut out = Response::for_request(
+        &call.a_invite,
+        rsp.status,
+        &rsp.reason,
+        Some(&call.a.dialog.local_tag),
+    );
+    out.headers.push("Contact", call.a.dialog.contact.clone());
+    out.headers.push("Allow", ALLOW);
+    out
+}
+
+fn response_allows(rsp: &Response, method: &str) -> bool {
+    rsp.headers
+        .values("Allow")
+        .any(|v| v.as_ref().eq_ignore_ascii_case(method.as_bytes()))
+}
+
+fn is_body_forwarded(rsp: &Response) -> bool {
+    !rsp.body.is_empty() && rsp.headers.content_type().is_some()
+}
+
+fn copy_body(from: &Response, to: &mut Response) {
+    if let Some(ct) = from.headers.get("Content-Type") {
+        to.headers.push("Content-Type", ct.clone());
+        to.body = from.body.clone();
+    }
+}
