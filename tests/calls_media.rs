@@ -108,7 +108,9 @@ fn teams_uac(dir: &Path, target: &str, rtp_port: u16, key: &str) -> Proc {
 }
 
 /// "Teams" UAS on TCP `port` behind a TLS listener at `tls_port`; answers OPTIONS (-aa).
-fn teams_uas(dir: &Path, port: u16, tls_port: u16, rtp_port: u16, key: &str) -> Proc {
+/// SIPp counts each answered OPTIONS as a call that never ends: with the SBC pinging it, wait
+/// for its done.txt instead of its exit.
+fn teams_uas(dir: &Path, port: u16, tls_port: u16, rtp_port: u16, key: &str, calls: u32) -> Proc {
     let p = sipp(
         dir,
         "teams-uas",
@@ -128,6 +130,8 @@ fn teams_uas(dir: &Path, port: u16, tls_port: u16, rtp_port: u16, key: &str) -> 
             "srtp_key",
             key,
             "-aa",
+            "-m",
+            &calls.to_string(),
         ],
     );
     peers::wait_tcp_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
@@ -399,6 +403,7 @@ async fn trunk_call_to_teams_relays_rtp_to_srtp_and_back_tdr_med_06_07() {
         tun_port,
         teams.local_addr().unwrap().port(),
         &key,
+        100,
     );
     // The "Microsoft proxy" side of TLS: presents the Teams cert, requires and checks the SBC's.
     let tun = format!("127.0.0.1:{tun_port}");
@@ -413,6 +418,11 @@ async fn trunk_call_to_teams_relays_rtp_to_srtp_and_back_tdr_med_06_07() {
         )],
     );
     let d = Daemon::start(&config(&certs, free_udp_port(), &tun, (24200, 24299))).await;
+    wait_for("the Teams proxy up", SETUP, || {
+        let up = metric(&d.metrics(), "drawbridge_teams_proxy_up", &[]);
+        (up == 1.0).then_some(())
+    })
+    .await;
     let mut uac = trunk_uac(
         &subdir(dir.path(), "trunk"),
         &d.addrs.trunk_udp.expect("trunk UDP listener").to_string(),
@@ -433,7 +443,12 @@ async fn trunk_call_to_teams_relays_rtp_to_srtp_and_back_tdr_med_06_07() {
     ends.rtp_from_trunk_arrives_as_srtp().await;
     ends.srtp_from_teams_arrives_as_rtp().await;
     call_completed(uac).await;
-    call_completed(uas).await;
+    let done = teams_dir.join("done.txt");
+    wait_for("the Teams UAS to answer the BYE", TEARDOWN, || {
+        done.exists().then_some(())
+    })
+    .await;
+    drop(uas);
     d.stop().await;
 }
 
@@ -454,6 +469,7 @@ async fn call_peers_interoperate_directly_without_the_sbc() {
         tls_port,
         b.local_addr().unwrap().port(),
         &key_b,
+        1,
     );
     let tls_addr = format!("127.0.0.1:{tls_port}");
     let plain_addr = format!("127.0.0.1:{plain_port}");
