@@ -11,6 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
 #[path = "support/media_peer.rs"]
 mod media_peer;
 
@@ -43,15 +45,22 @@ fn sip_listen_port() -> u16 {
     panic!("no free port pair for baresip");
 }
 
-/// baresip with its config in `dir`: TLS client cert `teams.pem`, CA `ca.crt`, every call
-/// through `outbound` (the SBC's TLS port) so the Request-URI keeps the tenant FQDN without DNS.
+/// baresip with its config in `dir`: TLS client cert `teams.pem`, CA `ca.crt`, new calls
+/// through `outbound` (the SBC's TLS port, as Teams knows it), names resolved by `dns` (the
+/// SBC's Contact carries the tenant FQDN, TDR-OPT-04: in-dialog ACK and BYE need it).
 struct Baresip {
     proc: Proc,
     ctrl: SocketAddr,
 }
 
 impl Baresip {
-    fn start(dir: &Path, certs: &Certs, outbound: SocketAddr, rtp_ports: (u16, u16)) -> Baresip {
+    fn start(
+        dir: &Path,
+        certs: &Certs,
+        outbound: SocketAddr,
+        dns: SocketAddr,
+        rtp_ports: (u16, u16),
+    ) -> Baresip {
         let bin = peers::require("baresip", "baresip-core");
         let pem = dir.join("teams.pem");
         let mut both = std::fs::read(certs.path("teams.crt")).unwrap();
@@ -63,6 +72,7 @@ impl Baresip {
         let config = format!(
             "poll_method epoll\n\
              net_interface 127.0.0.1\n\
+             dns_server {dns}\n\
              sip_listen 127.0.0.1:{sip}\n\
              sip_certificate {pem}\n\
              sip_cafile {ca}\n\
@@ -196,7 +206,11 @@ fn ulaw_to_linear(u: u8) -> i16 {
 /// Sign changes in PCMU audio: a 440 Hz tone crosses zero 880 times a second, noise (or
 /// ciphertext) about once every other sample.
 fn zero_crossings(payloads: &[Vec<u8>]) -> usize {
-    let samples: Vec<i16> = payloads.iter().flatten().map(|&b| ulaw_to_linear(b)).collect();
+    let samples: Vec<i16> = payloads
+        .iter()
+        .flatten()
+        .map(|&b| ulaw_to_linear(b))
+        .collect();
     samples
         .windows(2)
         .filter(|w| (w[0] < 0) != (w[1] < 0))
@@ -239,6 +253,14 @@ fn assert_is_the_tone(payloads: &[Vec<u8>]) {
         (400..=480).contains(&z),
         "{z} zero crossings in 0.5 s: not baresip's 440 Hz tone (noise gives ~2000)"
     );
+}
+
+/// DNS for the lab: the tenant FQDN is 127.0.0.1.
+fn tenant_dns() -> dnsmasq::Dnsmasq {
+    dnsmasq::Dnsmasq::start(
+        "sbc.example.test",
+        &[format!("--host-record={TENANT},127.0.0.1")],
+    )
 }
 
 fn subdir(root: &Path, name: &str) -> PathBuf {
@@ -291,15 +313,19 @@ async fn baresip_calls_through_the_sbc_and_its_srtp_reaches_the_trunk_as_rtp_tdr
     let d = Daemon::start(&text).await;
     let trunk_dir = subdir(dir.path(), "trunk");
     let mut uas = trunk_uas(&trunk_dir, uas_port, trunk.local_addr().unwrap().port());
+    let dns = tenant_dns();
     let mut phone = Baresip::start(
         &subdir(dir.path(), "baresip"),
         &certs,
         d.addrs.teams_tls,
+        dns.addr(),
         (24400, 24499),
     );
     let mut ctrl = Ctrl::connect(phone.ctrl).await;
-    ctrl.command("dial", &format!("sip:+15550100@{TENANT}")).await;
-    ctrl.wait_event("CALL_ESTABLISHED", SETUP, &phone.proc).await;
+    ctrl.command("dial", &format!("sip:+15550100@{TENANT}"))
+        .await;
+    ctrl.wait_event("CALL_ESTABLISHED", SETUP, &phone.proc)
+        .await;
     let offer = wait_seen(
         &trunk_dir.join("offer.txt"),
         &mut [&mut uas, &mut phone.proc],
@@ -315,7 +341,12 @@ async fn baresip_calls_through_the_sbc_and_its_srtp_reaches_the_trunk_as_rtp_tdr
     ctrl.wait_event("CALL_CLOSED", Duration::from_secs(10), &phone.proc)
         .await;
     let (mut uas, code) = wait_exit(uas, Duration::from_secs(15)).await;
-    assert_eq!(code, 0, "the UAS saw no clean BYE:\n{}", peer_logs(&[&mut uas]));
+    assert_eq!(
+        code,
+        0,
+        "the UAS saw no clean BYE:\n{}",
+        peer_logs(&[&mut uas])
+    );
     d.stop().await;
 }
 
@@ -375,15 +406,19 @@ async fn baresip_places_an_srtp_call_directly_to_a_tls_sipp() {
             sni: None,
         }],
     );
+    let dns = tenant_dns();
     let mut phone = Baresip::start(
         &subdir(dir.path(), "baresip"),
         &certs,
         format!("127.0.0.1:{tls_port}").parse().unwrap(),
+        dns.addr(),
         (24500, 24599),
     );
     let mut ctrl = Ctrl::connect(phone.ctrl).await;
-    ctrl.command("dial", &format!("sip:+15550100@{TENANT}")).await;
-    ctrl.wait_event("CALL_ESTABLISHED", SETUP, &phone.proc).await;
+    ctrl.command("dial", &format!("sip:+15550100@{TENANT}"))
+        .await;
+    ctrl.wait_event("CALL_ESTABLISHED", SETUP, &phone.proc)
+        .await;
     let offer = wait_seen(
         &uas_dir.join("offer.txt"),
         &mut [&mut uas, &mut phone.proc],
@@ -402,5 +437,10 @@ async fn baresip_places_an_srtp_call_directly_to_a_tls_sipp() {
     ctrl.wait_event("CALL_CLOSED", Duration::from_secs(10), &phone.proc)
         .await;
     let (mut uas, code) = wait_exit(uas, Duration::from_secs(15)).await;
-    assert_eq!(code, 0, "the UAS saw no clean BYE:\n{}", peer_logs(&[&mut uas]));
+    assert_eq!(
+        code,
+        0,
+        "the UAS saw no clean BYE:\n{}",
+        peer_logs(&[&mut uas])
+    );
 }

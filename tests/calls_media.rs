@@ -245,7 +245,10 @@ impl Ends {
             let (got, from) = recv_within(&self.trunk, ARRIVAL)
                 .await
                 .unwrap_or_else(|| panic!("no RTP at the trunk peer for {:?}", rtp_fields(&plain)));
-            assert_eq!(from, self.to_trunk_side, "RTP comes from the advertised port");
+            assert_eq!(
+                from, self.to_trunk_side,
+                "RTP comes from the advertised port"
+            );
             assert_eq!(rtp_fields(&got), rtp_fields(&plain));
         }
     }
@@ -254,11 +257,17 @@ impl Ends {
     /// with the key the Teams peer was given, to the same payloads.
     async fn rtp_from_trunk_arrives_as_srtp(&mut self) {
         for plain in call_packets(0xcc00_0001, 5000) {
-            self.trunk.send_to(&plain, self.to_trunk_side).await.unwrap();
-            let (wire, from) = recv_within(&self.teams, ARRIVAL)
+            self.trunk
+                .send_to(&plain, self.to_trunk_side)
                 .await
-                .unwrap_or_else(|| panic!("no SRTP at the Teams peer for {:?}", rtp_fields(&plain)));
-            assert_eq!(from, self.to_teams_side, "SRTP comes from the advertised port");
+                .unwrap();
+            let (wire, from) = recv_within(&self.teams, ARRIVAL).await.unwrap_or_else(|| {
+                panic!("no SRTP at the Teams peer for {:?}", rtp_fields(&plain))
+            });
+            assert_eq!(
+                from, self.to_teams_side,
+                "SRTP comes from the advertised port"
+            );
             assert_eq!(wire.len(), plain.len() + 10, "SRTP = RTP + 80-bit tag");
             assert_ne!(wire[12..plain.len()], plain[12..], "payload not encrypted");
             let back = self
@@ -321,8 +330,13 @@ async fn teams_originated_call(ports: (u16, u16)) -> TeamsCall {
     let procs = &mut [&mut uac, &mut uas, &mut tunnel];
     let answer = wait_seen(&dir.path().join("teams/answer.txt"), procs, SETUP).await;
     let offer = wait_seen(&dir.path().join("trunk/offer.txt"), procs, SETUP).await;
-    let sbc_key = answer.key.expect("the 200 toward Teams carries the SBC's key");
-    assert_ne!(sbc_key, key, "the SBC answers with its own key, not Teams' (TDR-MED-03)");
+    let sbc_key = answer
+        .key
+        .expect("the 200 toward Teams carries the SBC's key");
+    assert_ne!(
+        sbc_key, key,
+        "the SBC answers with its own key, not Teams' (TDR-MED-03)"
+    );
     TeamsCall {
         d,
         ends: Ends {
@@ -361,7 +375,9 @@ async fn tampered_srtp_on_a_call_is_dropped_and_counted_tdr_med_05() {
     let first = rtp(3000, 0, 0x7ea5_0002, 0, &[1; 160]);
     let wire = e.teams_tx.encrypt_rtp(&first).unwrap();
     e.teams.send_to(&wire, e.to_teams_side).await.unwrap();
-    let (got, _) = recv_within(&e.trunk, ARRIVAL).await.expect("an intact packet arrives");
+    let (got, _) = recv_within(&e.trunk, ARRIVAL)
+        .await
+        .expect("an intact packet arrives");
     assert_eq!(rtp_fields(&got), rtp_fields(&first));
 
     // One payload bit flipped after protection: the tag no longer matches (RFC 3711 §3.3).
@@ -372,16 +388,20 @@ async fn tampered_srtp_on_a_call_is_dropped_and_counted_tdr_med_05() {
     if let Some((p, _)) = recv_within(&e.trunk, Duration::from_millis(500)).await {
         panic!("a tampered SRTP packet was forwarded to the trunk: {p:02x?}");
     }
-    wait_for("the tampered packet counted", Duration::from_secs(5), || {
-        (auth_drops() > before).then_some(())
-    })
+    wait_for(
+        "the tampered packet counted",
+        Duration::from_secs(5),
+        || (auth_drops() > before).then_some(()),
+    )
     .await;
 
     // The session keeps working after the drop.
     let third = rtp(3002, 320, 0x7ea5_0002, 0, &[3; 160]);
     let wire = e.teams_tx.encrypt_rtp(&third).unwrap();
     e.teams.send_to(&wire, e.to_teams_side).await.unwrap();
-    let (got, _) = recv_within(&e.trunk, ARRIVAL).await.expect("the next intact packet arrives");
+    let (got, _) = recv_within(&e.trunk, ARRIVAL)
+        .await
+        .expect("the next intact packet arrives");
     assert_eq!(rtp_fields(&got), rtp_fields(&third));
 
     call_completed(call.uac).await;
@@ -431,7 +451,9 @@ async fn trunk_call_to_teams_relays_rtp_to_srtp_and_back_tdr_med_06_07() {
     let procs = &mut [&mut uac, &mut uas, &mut tunnel];
     let offer = wait_seen(&teams_dir.join("offer.txt"), procs, SETUP).await;
     let answer = wait_seen(&dir.path().join("trunk/answer.txt"), procs, SETUP).await;
-    let sbc_key = offer.key.expect("the INVITE toward Teams carries the SBC's key");
+    let sbc_key = offer
+        .key
+        .expect("the INVITE toward Teams carries the SBC's key");
     let mut ends = Ends {
         teams,
         trunk,
@@ -478,7 +500,13 @@ async fn call_peers_interoperate_directly_without_the_sbc() {
         &subdir(dir.path(), "tls"),
         &[
             tc.service("out", true, &plain_addr, &tls_addr, None),
-            tc.service("in", false, &tls_addr, &format!("127.0.0.1:{uas_port}"), None),
+            tc.service(
+                "in",
+                false,
+                &tls_addr,
+                &format!("127.0.0.1:{uas_port}"),
+                None,
+            ),
         ],
     );
     let mut uac = teams_uac(
@@ -498,17 +526,25 @@ async fn call_peers_interoperate_directly_without_the_sbc() {
     let (mut a_tx, mut b_rx) = (srtp_context(&key_a), srtp_context(&offer.key.unwrap()));
     let (mut b_tx, mut a_rx) = (srtp_context(&key_b), srtp_context(&answer.key.unwrap()));
     for plain in call_packets(1, 0) {
-        a.send_to(&a_tx.encrypt_rtp(&plain).unwrap(), answer.addr).await.unwrap();
+        a.send_to(&a_tx.encrypt_rtp(&plain).unwrap(), answer.addr)
+            .await
+            .unwrap();
         let (w, _) = recv_within(&b, ARRIVAL).await.unwrap();
         assert_eq!(b_rx.decrypt_rtp(&w).unwrap()[..], plain[..]);
-        b.send_to(&b_tx.encrypt_rtp(&plain).unwrap(), offer.addr).await.unwrap();
+        b.send_to(&b_tx.encrypt_rtp(&plain).unwrap(), offer.addr)
+            .await
+            .unwrap();
         let (w, _) = recv_within(&a, ARRIVAL).await.unwrap();
         assert_eq!(a_rx.decrypt_rtp(&w).unwrap()[..], plain[..]);
     }
 
     let (c, e) = (socket().await, socket().await);
     let cc_port = free_udp_port();
-    let mut cc_uas = trunk_uas(&subdir(dir.path(), "cc-b"), cc_port, e.local_addr().unwrap().port());
+    let mut cc_uas = trunk_uas(
+        &subdir(dir.path(), "cc-b"),
+        cc_port,
+        e.local_addr().unwrap().port(),
+    );
     let mut cc_uac = trunk_uac(
         &subdir(dir.path(), "cc-a"),
         &format!("127.0.0.1:{cc_port}"),

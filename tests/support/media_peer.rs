@@ -40,7 +40,11 @@ pub fn srtp_context(key_b64: &str) -> Context {
     let raw = B64
         .decode(key_b64)
         .unwrap_or_else(|e| panic!("SDES key {key_b64:?} is not base64: {e}"));
-    assert_eq!(raw.len(), 30, "AES_CM_128_HMAC_SHA1_80 key||salt is 30 octets");
+    assert_eq!(
+        raw.len(),
+        30,
+        "AES_CM_128_HMAC_SHA1_80 key||salt is 30 octets"
+    );
     Context::new(
         &raw[..16],
         &raw[16..],
@@ -79,9 +83,13 @@ pub fn call_packets(ssrc: u32, first_seq: u16) -> Vec<Vec<u8>> {
 
 /// (payload type, sequence number, payload) of an RTP packet, read by rtp-rs.
 pub fn rtp_fields(packet: &[u8]) -> (u8, u16, Vec<u8>) {
-    let r = rtp_rs::RtpReader::new(packet)
-        .unwrap_or_else(|e| panic!("not RTP ({e:?}): {packet:02x?}"));
-    (r.payload_type(), u16::from(r.sequence_number()), r.payload().to_vec())
+    let r =
+        rtp_rs::RtpReader::new(packet).unwrap_or_else(|e| panic!("not RTP ({e:?}): {packet:02x?}"));
+    (
+        r.payload_type(),
+        u16::from(r.sequence_number()),
+        r.payload().to_vec(),
+    )
 }
 
 /// A UDP socket on 127.0.0.1 and a free port.
