@@ -19,7 +19,7 @@
 # Environment (defaults): RATES ("200 400 800 1200 1600 2000 2400 3200"), STEP_S (20),
 #   SUSTAINED (the rate overload doubles; default: the best passing step of this run's cps ramp),
 #   MEMORY_CALLS (5000), MEMORY_SETUP_CPS (500), MEDIA_CALLS ("100 250 400 600 800"),
-#   OUT (results root; default ../shared/bench/results/drawbridge-<timestamp>),
+#   OUT (results root; default target/bench-calls/<timestamp>),
 #   DRAWBRIDGE_CONFIG_IN (config template; default: the harness's conf/drawbridge.toml.in, which
 #   passes `drawbridge check-config`), DB_PORT_MIN/DB_PORT_MAX (media range, 30000-65000 here:
 #   see below). Every other variable of run.sh (QUIET_MAX_PCT, TLS_MAX, ...) passes through.
@@ -46,7 +46,7 @@ RATES=${RATES:-"200 400 800 1200 1600 2000 2400 3200"}
 STEP_S=${STEP_S:-20}
 MEMORY_CALLS=${MEMORY_CALLS:-5000}
 MEMORY_SETUP_CPS=${MEMORY_SETUP_CPS:-500}
-OUT=${OUT:-$HARNESS/results/drawbridge-$(date +%Y%m%d-%H%M%S)}
+OUT=${OUT:-$ROOT/target/bench-calls/$(date +%Y%m%d-%H%M%S)}
 PY=/usr/bin/python3
 ulimit -n "$(ulimit -Hn)"
 
