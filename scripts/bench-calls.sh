@@ -11,14 +11,14 @@
 #             CPU ms per call at that rate (target <= 0.28 ms)
 #   overload  2 x the sustained rate for STEP_S s: the daemon stays up and refuses the excess with
 #             503 (counted from the UAC's error log; the harness counts those calls as failed)
-#   memory    PSS per concurrent call with MEMORY_CALLS (5,000) calls established and idle, on a
+#   memory    PSS per concurrent call with MEMORY_CALLS (4,999 ~ the 5,000) calls established and idle, on a
 #             fresh process (target <= 16 KiB); a short media step at that count follows
 #   media     relayed pps, loss and added latency for MEDIA_CALLS concurrent calls, 50 pps each way
 # "all" = smoke, then cps, overload and memory only if the smoke call passed.
 #
 # Environment (defaults): RATES ("200 400 800 1200 1600 2000 2400 3200"), STEP_S (20),
 #   SUSTAINED (the rate overload doubles; default: the best passing step of this run's cps ramp),
-#   MEMORY_CALLS (5000), MEMORY_SETUP_CPS (500), MEDIA_CALLS ("100 250 400 600 800"),
+#   MEMORY_CALLS (4999: the most the harness's port plan allows), MEMORY_SETUP_CPS (500), MEDIA_CALLS ("100 250 400 600 800"),
 #   OUT (results root; default target/bench-calls/<timestamp>),
 #   DRAWBRIDGE_CONFIG_IN (config template; default: the harness's conf/drawbridge.toml.in, which
 #   passes `drawbridge check-config`), DB_PORT_MIN/DB_PORT_MAX (media range, 30000-65000 here:
@@ -44,7 +44,7 @@ export DB_PORT_MIN=${DB_PORT_MIN:-30000}
 export DB_PORT_MAX=${DB_PORT_MAX:-65000}
 RATES=${RATES:-"200 400 800 1200 1600 2000 2400 3200"}
 STEP_S=${STEP_S:-20}
-MEMORY_CALLS=${MEMORY_CALLS:-5000}
+MEMORY_CALLS=${MEMORY_CALLS:-4999}
 MEMORY_SETUP_CPS=${MEMORY_SETUP_CPS:-500}
 OUT=${OUT:-$ROOT/target/bench-calls/$(date +%Y%m%d-%H%M%S)}
 PY=/usr/bin/python3
