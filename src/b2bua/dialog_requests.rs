@@ -167,7 +167,7 @@ impl B2bua {
                 && let Some(sd) = last
             {
                 rsp.headers.push("Content-Type", "application/sdp");
-                rsp.body = Bytes::from(sd.to_string());
+                rsp.body = sd;
             }
             return self.respond(tx, rsp);
         }

@@ -5,6 +5,8 @@
 //! leg's `o=` version grows only when what we send changes (RFC 3264 §8). The SBC's own media
 //! address never changes during the call (TDR-MED-08): the ports are allocated once.
 
+use bytes::Bytes;
+
 use crate::media::sdes::CryptoAttribute;
 use crate::media::srtp::SrtpProfile;
 use crate::media::{Allocated, Forwarding, MediaError, MediaPlane, SessionId, SessionUpdate};
@@ -64,10 +66,11 @@ pub(crate) struct CallMedia {
     teams_direction: Direction,
     trunk_direction: Direction,
     /// The last SDP sent to each side, for answering refreshes locally.
-    pub(crate) last_to_teams: Option<SessionDescription>,
-    pub(crate) last_to_trunk: Option<SessionDescription>,
+    /// Printed, not parsed: kept for the whole call, a parsed SDP costs several times more.
+    pub(crate) last_to_teams: Option<Bytes>,
+    pub(crate) last_to_trunk: Option<Bytes>,
     /// The trunk's last offer or answer: a transfer's new offer to Teams is made from it.
-    pub(crate) last_from_trunk: Option<SessionDescription>,
+    pub(crate) last_from_trunk: Option<Bytes>,
 }
 
 impl CallMedia {
@@ -134,7 +137,7 @@ impl CallMedia {
                 let mut update = remote_update(SdpSide::Teams, offer);
                 update.teams_inbound_key = key;
                 plane.update_session(self.id, update)?;
-                self.last_to_trunk = Some(out.clone());
+                self.last_to_trunk = Some(printed(&out));
                 out
             }
             (SdpSide::Teams, None) => return Err(RewriteError::SrtpRequired.into()),
@@ -145,9 +148,9 @@ impl CallMedia {
                     offer_to_teams(offer, &leg, &self.policy, &crypto, &mut self.teams_origin)?;
                 if let Some(offer) = offer {
                     plane.update_session(self.id, remote_update(SdpSide::Trunk, offer))?;
-                    self.last_from_trunk = Some(offer.clone());
+                    self.last_from_trunk = Some(printed(offer));
                 }
-                self.last_to_teams = Some(out.clone());
+                self.last_to_teams = Some(printed(&out));
                 out
             }
         };
@@ -184,7 +187,7 @@ impl CallMedia {
                 self.teams_direction = direction_of(&teams_offer);
                 update.forwarding = Some(self.forwarding());
                 plane.update_session(self.id, update)?;
-                self.last_to_teams = Some(out.clone());
+                self.last_to_teams = Some(printed(&out));
                 out
             }
             SdpSide::Teams => {
@@ -206,12 +209,12 @@ impl CallMedia {
                 }
                 update.forwarding = Some(self.forwarding());
                 plane.update_session(self.id, update)?;
-                self.last_to_trunk = Some(out.clone());
+                self.last_to_trunk = Some(printed(&out));
                 out
             }
         };
         if from == SdpSide::Trunk {
-            self.last_from_trunk = Some(sdp.clone());
+            self.last_from_trunk = Some(printed(sdp));
         }
         if final_answer {
             self.pending = None;
@@ -235,12 +238,22 @@ impl CallMedia {
             }
             SdpSide::Trunk => {
                 self.trunk_direction = direction_of(sdp);
-                self.last_from_trunk = Some(sdp.clone());
+                self.last_from_trunk = Some(printed(sdp));
             }
         }
         update.forwarding = Some(self.forwarding());
         plane.update_session(self.id, update)?;
         Ok(())
+    }
+
+    /// What the trunk last offered or answered, parsed again (rare: transfers, Replaces).
+    fn trunk_said(&self) -> Result<Option<SessionDescription>, BridgeError> {
+        match &self.last_from_trunk {
+            None => Ok(None),
+            Some(b) => SessionDescription::from_bytes(b)
+                .map(Some)
+                .map_err(|_| BridgeError::NoOffer),
+        }
     }
 
     /// The offer for a transfer's new Teams dialog, made from what the trunk's party last
@@ -249,7 +262,7 @@ impl CallMedia {
         &mut self,
         plane: &MediaPlane,
     ) -> Result<SessionDescription, BridgeError> {
-        let last = self.last_from_trunk.clone();
+        let last = self.trunk_said()?;
         self.offer(plane, SdpSide::Trunk, last.as_ref())
     }
 
@@ -261,7 +274,7 @@ impl CallMedia {
         plane: &MediaPlane,
         teams_offer: &SessionDescription,
     ) -> Result<SessionDescription, BridgeError> {
-        let trunk = self.last_from_trunk.clone().ok_or(BridgeError::NoOffer)?;
+        let trunk = self.trunk_said()?.ok_or(BridgeError::NoOffer)?;
         self.answer_crypto_for(teams_offer)?;
         let key = self.teams_key(teams_offer)?;
         let leg = self.leg(SdpSide::Teams);
@@ -273,7 +286,7 @@ impl CallMedia {
         self.teams_direction = direction_of(teams_offer);
         update.forwarding = Some(self.forwarding());
         plane.update_session(self.id, update)?;
-        self.last_to_teams = Some(out.clone());
+        self.last_to_teams = Some(printed(&out));
         Ok(out)
     }
 
@@ -316,6 +329,10 @@ impl CallMedia {
             trunk_to_teams: sends(self.trunk_direction) && receives(self.teams_direction),
         }
     }
+}
+
+fn printed(sd: &SessionDescription) -> Bytes {
+    Bytes::from(sd.to_string())
 }
 
 fn usable_crypto(sdp: &SessionDescription) -> Option<CryptoAttribute> {

@@ -158,7 +158,11 @@ impl B2bua {
         let fail = |status: u16, reason: String| (status, reason, tenant.clone());
         let policy = codec_policy(&route.trunk);
         let mut media = CallMedia::create(&self.media, key, policy, false)
-            .map_err(|e| fail(503, format!("Service Unavailable - media: {e}")))?;
+            .map_err(|e| {
+                // The reason goes to the log; the peer learns only that we are busy.
+                tracing::warn!(call = key, tenant = %tenant, error = %e, "no media session for a call: 503");
+                fail(503, "Service Unavailable".into())
+            })?;
         let a_side = src.side;
         let a_local_tag = self.token(10);
         let a_contact = self.contact_for(a_side, &route, &req, src.transport);

@@ -636,7 +636,7 @@ impl B2bua {
             let mut r = l.dialog.request(Method::Invite);
             if let Some(sd) = last {
                 r.headers.push("Content-Type", "application/sdp");
-                r.body = Bytes::from(sd.to_string());
+                r.body = sd;
             }
             r
         };

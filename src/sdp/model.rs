@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 /// One SDP: the session-level part and its media sections.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionDescription {
     pub origin: Origin,
     /// `s=`; RFC 8866 §5.3 wants a single space or `-` when there is nothing to say.
@@ -36,7 +36,7 @@ pub struct SessionDescription {
 }
 
 /// `o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     pub username: String,
     pub session_id: u64,
@@ -49,7 +49,7 @@ pub struct Origin {
 
 /// `c=<nettype> <addrtype> <connection-address>`. The address is kept as text because it may be
 /// a domain name or a multicast address with `/ttl/count`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Connection {
     pub net_type: String,
     pub addr_type: String,
@@ -57,14 +57,14 @@ pub struct Connection {
 }
 
 /// `b=<bwtype>:<bandwidth>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bandwidth {
     pub bwtype: String,
     pub bandwidth: u64,
 }
 
 /// `t=<start> <stop>` and the `r=` lines that follow it (kept raw).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Timing {
     pub start: u64,
     pub stop: u64,
@@ -72,21 +72,21 @@ pub struct Timing {
 }
 
 /// A line whose type letter we do not know, e.g. `x=foo` is `Line { kind: 'x', value: "foo" }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Line {
     pub kind: char,
     pub value: String,
 }
 
 /// `a=<name>` or `a=<name>:<value>`. `a=foo:` keeps `Some("")` so it prints back the same.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Attribute {
     pub name: String,
     pub value: Option<String>,
 }
 
 /// One `m=` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MediaDescription {
     /// `audio`, `video`, `application`, ...
     pub media: String,
@@ -117,7 +117,7 @@ pub enum Direction {
 }
 
 /// A payload type resolved through `a=rtpmap`, or the RFC 3551 static table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Codec {
     pub payload_type: u8,
     /// Encoding name as written (`PCMU`, `telephone-event`); compare case-insensitively.
@@ -127,7 +127,7 @@ pub struct Codec {
 }
 
 /// `a=rtcp:<port> [<nettype> <addrtype> <address>]` (RFC 3605).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rtcp {
     pub port: u16,
     pub connection: Option<Connection>,

@@ -13,8 +13,9 @@ pub struct OriginState {
     session_id: u64,
     version: u64,
     address: IpAddr,
-    /// The last SDP sent on this leg, compared whole (origin included) with the next one.
-    last: Option<SessionDescription>,
+    /// A hash of the last SDP sent on this leg (origin included), compared with the next one.
+    /// A hash rather than the SDP: a call keeps two of these for its whole life.
+    last: Option<u64>,
 }
 
 impl OriginState {
@@ -51,14 +52,14 @@ impl OriginState {
     /// Put our origin on `sd`, bumping the version if it differs from the last SDP sent.
     pub(crate) fn stamp(&mut self, mut sd: SessionDescription) -> SessionDescription {
         sd.origin = self.origin();
-        if let Some(last) = &self.last {
-            if *last == sd {
+        if let Some(last) = self.last {
+            if last == digest(&sd) {
                 return sd;
             }
             self.version = self.version.wrapping_add(1);
             sd.origin.session_version = self.version;
         }
-        self.last = Some(sd.clone());
+        self.last = Some(digest(&sd));
         sd
     }
 
@@ -72,4 +73,12 @@ impl OriginState {
             address: self.address.to_string(),
         }
     }
+}
+
+/// `DefaultHasher::new()` has fixed keys, so equal SDPs give equal digests.
+fn digest(sd: &SessionDescription) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sd.hash(&mut h);
+    h.finish()
 }
