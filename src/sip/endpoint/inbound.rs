@@ -111,6 +111,18 @@ impl Endpoint {
             self.respond_stateless(&reply_to, rsp).await;
             return;
         }
+        // Overload: when more is waiting than we handle in a few tens of milliseconds, a new
+        // call is refused at once rather than queued. It costs a parse and an answer instead of
+        // a call's work, so the calls already admitted keep their pace and complete (queuing
+        // them all would make every caller time out). In-dialog requests are never refused.
+        if req.method == Method::Invite && !has_to_tag(&req) && self.backlog > OVERLOAD_BACKLOG {
+            self.counters.overload();
+            let tag = token(&mut self.rng, 10);
+            let mut rsp = Response::for_request(&req, 503, "Service Unavailable", Some(&tag));
+            rsp.headers.push("Retry-After", "1");
+            self.respond_stateless(&reply_to, rsp).await;
+            return;
+        }
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
         match self.txns.on_request(
@@ -264,6 +276,10 @@ impl Endpoint {
         }
     }
 }
+
+/// Messages waiting for the endpoint above which new calls are refused (about 40 ms of work
+/// at the measured ~12,000 messages per second).
+const OVERLOAD_BACKLOG: usize = 500;
 
 /// What we can do, as OPTIONS answers say (TDR-OPT-06, TDR-HDR-03, TDR-XFR-01).
 fn capabilities(rsp: &mut Response) {

@@ -84,6 +84,8 @@ pub(crate) struct Endpoint {
     rng: StdRng,
     /// Every call: both legs' dialogs, the media bridge, the limits.
     b2bua: B2bua,
+    /// Messages still queued behind the one being handled (overload detection).
+    backlog: usize,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
 }
@@ -130,6 +132,7 @@ impl Endpoint {
             },
             rng: StdRng::from_os_rng(),
             b2bua,
+            backlog: 0,
             feedback_tx,
             feedback_rx,
         }
@@ -151,7 +154,10 @@ impl Endpoint {
                 biased;
                 () = shutdown.cancelled() => break,
                 msg = incoming.recv() => match msg {
-                    Some(inc) => self.on_incoming(inc).await,
+                    Some(inc) => {
+                        self.backlog = incoming.len();
+                        self.on_incoming(inc).await
+                    }
                     None => break,
                 },
                 Some(fb) = self.feedback_rx.recv() => self.on_feedback(fb),
