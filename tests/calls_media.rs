@@ -366,7 +366,7 @@ async fn teams_call_relays_srtp_to_rtp_and_rtp_to_srtp_with_payloads_intact_tdr_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tampered_srtp_on_a_call_is_dropped_and_counted_tdr_med_05() {
+async fn tampered_srtp_on_a_call_is_dropped_and_counted() {
     let mut call = teams_originated_call((24100, 24199)).await;
     let e = &mut call.ends;
     let auth_drops = || metric(&call.d.metrics(), AUTH_DROPS, &[("reason", "auth")]);
@@ -557,7 +557,11 @@ async fn call_peers_interoperate_directly_without_the_sbc() {
     assert_eq!(offer.addr, c.local_addr().unwrap());
     assert!(answer.key.is_none() && offer.key.is_none());
 
-    for p in [uac, uas, cc_uac, cc_uas] {
+    for p in [uac, cc_uac, cc_uas] {
         call_completed(p).await;
     }
+    // The Teams UAC's success includes the 200 to its BYE, which only the Teams UAS sends. The
+    // UAS's own verdict is not used: when the UAC exits, stunnel closes the UAS's connection,
+    // and SIPp may count the call failed in the instant before its last step.
+    drop(uas);
 }
