@@ -250,9 +250,16 @@ impl Endpoint {
         let (call, leg, purpose, dest) = (ctx.call, ctx.leg, ctx.purpose, ctx.dest.clone());
         match out {
             Output::Transmit(bytes) => self.send_detached_for(id, dest, bytes),
-            Output::Deliver { .. } => {
+            Output::Deliver { status } => {
                 let rsp = match self.txns.context_mut(id) {
-                    Some(TxContext::Call(c)) => c.response.take(),
+                    Some(TxContext::Call(c)) => {
+                        if (200..300).contains(&status) {
+                            // No CANCEL and no ACK of ours is built from it any more.
+                            c.request =
+                                Request::new(c.request.method.clone(), c.request.uri.clone());
+                        }
+                        c.response.take()
+                    }
                     _ => None,
                 };
                 if let (Some(rsp), Some(purpose)) = (rsp, purpose) {

@@ -75,6 +75,8 @@ impl InviteClient {
             (S::Calling | S::Proceeding, StatusClass::Success) => {
                 self.shell.outputs.push_back(Output::Deliver { status });
                 self.shell.timers.stop_all();
+                // Never retransmitted again: not worth holding for timer M.
+                self.request = Bytes::new();
                 if self.config.rfc6026_accepted {
                     // RFC 6026 §8.4: stay to pass retransmitted and forked 2xx to the TU.
                     self.shell.state = S::Accepted;

@@ -79,7 +79,10 @@ impl InviteServer {
         match (self.shell.state, class) {
             (S::Proceeding, StatusClass::Provisional) => self.send(response),
             (S::Proceeding, StatusClass::Success) => {
-                self.send(response);
+                // Accepted absorbs INVITE retransmissions without answering them (RFC 6026
+                // §8.7), so the 2xx is not kept: a call holds no copy of it for timer L.
+                self.shell.outputs.push_back(Output::Transmit(response));
+                self.last_response = None;
                 if self.config.rfc6026_accepted {
                     self.shell.state = S::Accepted;
                     self.shell
