@@ -321,6 +321,15 @@ impl CallMedia {
         Ok(chosen.master_key().cloned())
     }
 
+    /// Whether the offer/answer says `side` sends RTP now. A held or inactive stream is
+    /// silent on purpose, and its silence is no reason to end the call.
+    pub(crate) fn expects_media_from(&self, side: SdpSide) -> bool {
+        match side {
+            SdpSide::Teams => sends(self.teams_direction),
+            SdpSide::Trunk => sends(self.trunk_direction),
+        }
+    }
+
     /// Hold: RTP flows one way only if the sender says it sends and the receiver says it
     /// receives.
     fn forwarding(&self) -> Forwarding {

@@ -237,8 +237,13 @@ impl B2bua {
                 silent_for,
             } => {
                 let key = id;
+                let side = match leg {
+                    crate::media::Leg::Teams => media::SdpSide::Teams,
+                    crate::media::Leg::Trunk => media::SdpSide::Trunk,
+                };
                 if let Some(call) = self.calls.get(&key)
                     && call.is_confirmed()
+                    && call.media.expects_media_from(side)
                 {
                     tracing::info!(call = key, ?leg, silent_s = silent_for.as_secs(), tenant = %call.tenant, "no media: ending the call");
                     self.end_call(key, teardown::End::media_timeout(), now);

@@ -540,6 +540,40 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
         sdp.media[0].direction(),
         Some(crate::sdp::Direction::Inactive)
     );
+    // Teams is silent on purpose now (inactive): its silence does not end the call.
+    h.b2bua.on_media_event(
+        MediaEvent::Timeout {
+            id: call,
+            leg: crate::media::Leg::Teams,
+            silent_for: Duration::from_secs(60),
+        },
+        h.now,
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn silent_media_on_an_active_call_ends_it_on_both_legs() {
+    let mut h = Harness::new("");
+    let (call, _, _) = confirmed_call(&mut h);
+    h.b2bua.on_media_event(
+        MediaEvent::Timeout {
+            id: call,
+            leg: crate::media::Leg::Trunk,
+            silent_for: Duration::from_secs(60),
+        },
+        h.now,
+    );
+    let byes: Vec<LegId> = h
+        .run()
+        .into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request { request, leg, .. } if request.method == Method::Bye => Some(leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(byes, vec![LegId::A, LegId::B]);
+    assert_eq!(h.b2bua.active_calls(), 0);
 }
 
 #[test]
