@@ -12,10 +12,12 @@
 
 mod body;
 mod call;
+mod deadlines;
 mod dialog;
 mod dialog_requests;
 mod limits;
 mod media;
+mod outbound;
 mod records;
 mod refer;
 mod setup;

@@ -17,7 +17,7 @@ use crate::sip::transport::{Side, TransportKind};
 
 /// RFC 3261 §17.1.1.2 T1, for resending our 2xx over UDP (§13.3.1.4).
 const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
+pub(super) const T2: Duration = Duration::from_secs(4);
 
 impl B2bua {
     /// The endpoint started client transaction `tx` for an [`Action::Request`].
@@ -542,116 +542,6 @@ impl B2bua {
         } else if matches!(rsp.status, 408 | 481) {
             self.end_call(key, End::session_expired(leg), now);
         }
-    }
-
-    /// Time-driven work of one call.
-    pub(super) fn on_call_timer(&mut self, key: CallKey, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.failover_at.is_some_and(|t| t <= now) {
-            call.failover_at = None;
-            // The proxy said nothing at all: no CANCEL is possible (§9.1); its transaction
-            // is left to end on its own and the next proxy gets the call.
-            if call.proxies_left.is_empty() {
-                call.b_invite_tx = None;
-                self.fail_a(key, 504, "Server Time-out", EndedBy::Sbc, now);
-            } else {
-                self.try_next_proxy(key, now);
-            }
-            self.schedule(key);
-            return;
-        }
-        if let Some(r) = call.resend_2xx.as_mut() {
-            if r.give_up <= now {
-                call.resend_2xx = None;
-                // §13.3.1.4: no ACK for the 2xx: end the dialog.
-                self.end_call(key, End::no_ack(), now);
-                return;
-            }
-            if r.next <= now {
-                r.interval = (r.interval * 2).min(T2);
-                r.next = now + r.interval;
-                let rsp = r.response.clone();
-                let tx = call.a_invite_tx;
-                self.respond(tx, rsp);
-            }
-        }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.guard_at.is_some_and(|t| t <= now) {
-            call.guard_at = None;
-            match call.state {
-                State::Answered => return self.end_call(key, End::no_ack(), now),
-                State::Cancelling => return self.forget(key),
-                _ => {}
-            }
-        }
-        for leg in [LegId::A, LegId::B] {
-            let Some(call) = self.calls.get_mut(&key) else {
-                return;
-            };
-            let Some(t) = call.leg(leg).session_timer else {
-                continue;
-            };
-            if t.deadline > now {
-                continue;
-            }
-            if t.we_refresh && call.state == State::Confirmed {
-                if let Some(t) = call.leg_mut(leg).session_timer.as_mut() {
-                    // Until the refresh is answered, the peer's expiry is the limit.
-                    t.deadline = now + Duration::from_secs(u64::from(t.interval) / 2);
-                }
-                self.send_refresh(key, leg);
-            } else if !t.we_refresh {
-                tracing::info!(
-                    call = key,
-                    ?leg,
-                    "session timer expired (RFC 4028): ending the call"
-                );
-                return self.end_call(key, End::session_expired(leg), now);
-            }
-        }
-        self.schedule(key);
-    }
-
-    /// RFC 4028 refresh of ours: UPDATE without a body where the peer allows it, else a
-    /// re-INVITE with the SDP we sent last (same version: no change, §7.4 / RFC 3264 §8).
-    fn send_refresh(&mut self, key: CallKey, leg: LegId) {
-        let dest = self.next_hop(key, leg);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let side = call.leg(leg).side;
-        let last = match side {
-            Side::Teams => call.media.last_to_teams.clone(),
-            Side::Trunk => call.media.last_to_trunk.clone(),
-        };
-        let l = call.leg_mut(leg);
-        let interval = l.session_timer.map(|t| t.interval).unwrap_or(1800);
-        let mut req = if l.allows_update || last.is_none() {
-            l.dialog.request(Method::Update)
-        } else {
-            let mut r = l.dialog.request(Method::Invite);
-            if let Some(sd) = last {
-                r.headers.push("Content-Type", "application/sdp");
-                r.body = sd;
-            }
-            r
-        };
-        req.headers
-            .push("Session-Expires", format!("{interval};refresher=uac"));
-        req.headers.push("Supported", "timer");
-        let via = l.via.clone();
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg,
-            purpose: Purpose::Refresh,
-            request: req,
-            via,
-            dest,
-        });
     }
 }
 

@@ -193,6 +193,35 @@ fn start_teams_call(h: &mut Harness) -> (TxId, Request, CallKey, TxId) {
     (a_tx, b_invite, call, b_tx)
 }
 
+/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
+fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
+    let (_, b_invite, call, b_tx) = start_teams_call(h);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        h.now,
+    );
+    let ok = h
+        .run()
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { response, .. } if response.status == 200 => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let ack = request(&format!(
+        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    (call, b_invite, ok)
+}
+
 #[test]
 fn teams_call_reaches_the_trunk_as_plain_rtp_with_its_own_identifiers() {
     let mut h = Harness::new("");
@@ -447,259 +476,6 @@ fn silent_first_proxy_makes_the_call_go_to_the_second() {
     assert_eq!(invite2.uri.host.to_string(), "sip2.pstnhub.microsoft.com");
 }
 
-/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
-fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
-    let (_, b_invite, call, b_tx) = start_teams_call(h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
-        h.now,
-    );
-    let ok = h
-        .run()
-        .into_iter()
-        .find_map(|(a, _)| match a {
-            Action::Respond { response, .. } if response.status == 200 => Some(response),
-            _ => None,
-        })
-        .unwrap();
-    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let ack = request(&format!(
-        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    ));
-    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
-    (call, b_invite, ok)
-}
-
-#[test]
-fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr_med_08() {
-    let mut h = Harness::new("");
-    let (call, b_invite, ok) = confirmed_call(&mut h);
-    let first = SessionDescription::from_bytes(&ok.body).unwrap();
-    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
-    let held = TRUNK_SDP
-        .replace("o=cc 7 7", "o=cc 7 8")
-        .replace("a=sendrecv", "a=sendonly");
-    let head = format!(
-        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
-         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
-         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
-        b_invite.headers.call_id().unwrap()
-    );
-    let tx = h.server_tx();
-    assert!(
-        h.b2bua
-            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
-    );
-    let (reinvite, re_tx) = h
-        .run()
-        .into_iter()
-        .find_map(|(a, t)| match a {
-            Action::Request {
-                request,
-                leg: LegId::A,
-                purpose: Purpose::Offer,
-                ..
-            } => Some((request, t.unwrap())),
-            _ => None,
-        })
-        .expect("re-INVITE toward Teams");
-    let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
-    assert_eq!(
-        sdp.media[0].direction(),
-        Some(crate::sdp::Direction::Inactive)
-    );
-    assert_eq!(sdp.media[0].port, first.media[0].port);
-    assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
-    // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
-    let teams_answer = TEAMS_SDP
-        .replace("o=- 1 1", "o=- 1 2")
-        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
-    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
-    rsp.headers.set("CSeq", "1 INVITE");
-    h.b2bua
-        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
-    let acts = h.run();
-    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
-    let back = acts
-        .into_iter()
-        .find_map(|(a, _)| match a {
-            Action::Respond { tx: t, response } if t == tx => Some(response),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(back.status, 200);
-    let sdp = SessionDescription::from_bytes(&back.body).unwrap();
-    assert_eq!(sdp.media[0].proto, "RTP/AVP");
-    assert_eq!(
-        sdp.media[0].direction(),
-        Some(crate::sdp::Direction::Inactive)
-    );
-    // Teams is silent on purpose now (inactive): its silence does not end the call.
-    h.b2bua.on_media_event(
-        MediaEvent::Timeout {
-            id: call,
-            leg: crate::media::Leg::Teams,
-            silent_for: Duration::from_secs(60),
-        },
-        h.now,
-    );
-    assert_eq!(h.b2bua.active_calls(), 1);
-}
-
-#[test]
-fn silent_media_on_an_active_call_ends_it_on_both_legs() {
-    let mut h = Harness::new("");
-    let (call, _, _) = confirmed_call(&mut h);
-    h.b2bua.on_media_event(
-        MediaEvent::Timeout {
-            id: call,
-            leg: crate::media::Leg::Trunk,
-            silent_for: Duration::from_secs(60),
-        },
-        h.now,
-    );
-    let byes: Vec<LegId> = h
-        .run()
-        .into_iter()
-        .filter_map(|(a, _)| match a {
-            Action::Request { request, leg, .. } if request.method == Method::Bye => Some(leg),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(byes, vec![LegId::A, LegId::B]);
-    assert_eq!(h.b2bua.active_calls(), 0);
-}
-
-#[test]
-fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
-    let mut h = Harness::new("");
-    let (_, _, ok) = confirmed_call(&mut h);
-    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let head = format!(
-        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
-         Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
-    );
-    let tx = h.server_tx();
-    assert!(
-        h.b2bua
-            .on_dialog_request(Some(tx), request(&with_body(head, TEAMS_SDP)), h.now)
-    );
-    let acts = h.run();
-    match &acts[..] {
-        [(Action::Respond { response, .. }, _)] => {
-            assert_eq!(response.status, 200);
-            assert_eq!(response.body, ok.body, "the same SDP, same version");
-        }
-        other => panic!("refresh crossed to the trunk: {other:?}"),
-    }
-}
-
-#[test]
-fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xfr_02() {
-    let mut h = Harness::new("");
-    let (call, _, ok) = confirmed_call(&mut h);
-    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let refer = request(&format!(
-        "REFER sip:customer1.sbc.example.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref1\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 3 REFER\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
-         Refer-To: <sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc>\r\n\
-         Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\nContent-Length: 0\r\n\r\n"
-    ));
-    let tx = h.server_tx();
-    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
-    let acts = h.run();
-    assert!(
-        acts.iter()
-            .any(|(a, _)| matches!(a, Action::Respond { response, .. } if response.status == 202))
-    );
-    let notify = acts
-        .iter()
-        .find_map(|(a, _)| match a {
-            Action::Request {
-                request,
-                purpose: Purpose::Notify,
-                ..
-            } => Some(request.clone()),
-            _ => None,
-        })
-        .expect("NOTIFY 100");
-    assert_eq!(notify.body.as_ref(), b"SIP/2.0 100 Trying\r\n");
-    let (invite, itx) = acts
-        .iter()
-        .find_map(|(a, t)| match a {
-            Action::Request {
-                request,
-                purpose: Purpose::Transfer,
-                ..
-            } => Some((request.clone(), t.unwrap())),
-            _ => None,
-        })
-        .expect("transfer INVITE");
-    assert_eq!(
-        invite.uri.to_string(),
-        "sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:abc"
-    );
-    let raw = text(&invite.to_bytes());
-    assert!(raw.contains("Referred-By: <sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:abc;x-t=t1;x-ti=corr;x-tt=enc>\r\n"), "{raw}");
-    assert!(
-        raw.contains("From: <sip:+15550100@customer1.sbc.example.test;user=phone>;tag="),
-        "{raw}"
-    );
-    assert!(!raw.contains("Replaces"), "TDR-INV-19: {raw}");
-    let sdp = SessionDescription::from_bytes(&invite.body).unwrap();
-    assert_eq!(sdp.media[0].proto, "RTP/SAVP");
-    // The new party answers; the call continues on the new dialog.
-    let answer = TEAMS_SDP
-        .replace("o=- 1 1", "o=- 9 1")
-        .replace("41000", "41010");
-    h.b2bua.on_response(
-        call,
-        LegId::A,
-        Purpose::Transfer,
-        itx,
-        response_to(&invite, 200, "new1", Some(&answer)),
-        h.now,
-    );
-    let acts = h.run();
-    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
-    let last = acts
-        .iter()
-        .find_map(|(a, _)| match a {
-            Action::Request {
-                request,
-                purpose: Purpose::Notify,
-                ..
-            } => Some(request.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert!(last.body.starts_with(b"SIP/2.0 200 "), "{last:?}");
-    assert!(text(&last.to_bytes()).contains("Subscription-State: terminated"));
-    // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
-    let bye = request(&format!(
-        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye2\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
-    let btx = h.server_tx();
-    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
-    let acts = h.run();
-    assert!(
-        matches!(&acts[..], [(Action::Respond { response, .. }, _)] if response.status == 200),
-        "{acts:?}"
-    );
-    assert_eq!(h.b2bua.active_calls(), 1);
-}
-
 #[test]
 fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
     let mut h = Harness::new(
@@ -734,91 +510,5 @@ fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
     assert!(!raw.contains("P-Asserted-Identity"), "{raw}");
 }
 
-#[test]
-fn invite_with_replaces_from_teams_takes_over_the_teams_dialog_tdr_inv_19() {
-    let mut h = Harness::new("");
-    let (call, b_invite, ok) = confirmed_call(&mut h);
-    let our_tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let head = format!(
-        "INVITE sip:+15550100@customer1.sbc.example.test:5061;transport=tls SIP/2.0\r\n\
-         Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKrep1\r\nMax-Forwards: 70\r\n\
-         From: <sip:+15550177@sip.pstnhub.microsoft.com>;tag=q1\r\nTo: <sip:+15550100@customer1.sbc.example.test>\r\n\
-         Call-ID: queue-agent-2@pstnhub\r\nCSeq: 1 INVITE\r\nContact: <sip:127.0.0.1:5062;transport=tls>\r\n\
-         Replaces: teams-call-1@pstnhub;to-tag={our_tag};from-tag=ms1\r\n"
-    );
-    let offer = TEAMS_SDP
-        .replace("o=- 1 1", "o=- 5 1")
-        .replace("41000", "41020");
-    let tx = h.server_tx();
-    h.b2bua.on_invite(
-        tx,
-        request(&with_body(head, &offer)),
-        &teams_source(),
-        h.now,
-    );
-    let acts = h.run();
-    let ok2 = acts
-        .iter()
-        .find_map(|(a, _)| match a {
-            Action::Respond { tx: t, response } if *t == tx => Some(response.clone()),
-            _ => None,
-        })
-        .expect("answer to the replacing INVITE");
-    assert_eq!(ok2.status, 200);
-    let sdp = SessionDescription::from_bytes(&ok2.body).unwrap();
-    let first = SessionDescription::from_bytes(&ok.body).unwrap();
-    assert_eq!(sdp.media[0].port, first.media[0].port, "TDR-MED-08");
-    // The replaced dialog gets BYE; nothing reaches the trunk.
-    let byes: Vec<_> = acts
-        .iter()
-        .filter_map(|(a, _)| match a {
-            Action::Request { request, leg, .. } => Some((
-                request.method.clone(),
-                *leg,
-                request.headers.call_id().unwrap().to_owned(),
-            )),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        byes,
-        vec![(Method::Bye, LegId::A, "teams-call-1@pstnhub".to_owned())]
-    );
-    assert_eq!(h.b2bua.active_calls(), 1);
-    // A BYE on the new dialog now ends the call and reaches the trunk.
-    let new_tag = ok2.headers.to().unwrap().tag().unwrap().to_owned();
-    let bye = request(&format!(
-        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye3\r\n\
-         From: <sip:+15550177@sip.pstnhub.microsoft.com>;tag=q1\r\nTo: <sip:+15550100@x>;tag={new_tag}\r\n\
-         Call-ID: queue-agent-2@pstnhub\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
-    let btx = h.server_tx();
-    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
-    let acts = h.run();
-    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Request { request, leg: LegId::B, .. } if request.method == Method::Bye && request.headers.call_id().unwrap() == b_invite.headers.call_id().unwrap())));
-    assert_eq!(h.b2bua.active_calls(), 0);
-    let _ = call;
-}
-
-#[test]
-fn replaces_naming_no_dialog_gets_481() {
-    let mut h = Harness::new("");
-    let head = "INVITE sip:+15550100@customer1.sbc.example.test:5061;transport=tls SIP/2.0\r\n\
-         Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKrep2\r\nMax-Forwards: 70\r\n\
-         From: <sip:+15550177@sip.pstnhub.microsoft.com>;tag=q1\r\nTo: <sip:+15550100@customer1.sbc.example.test>\r\n\
-         Call-ID: queue-agent-3@pstnhub\r\nCSeq: 1 INVITE\r\nContact: <sip:127.0.0.1:5062;transport=tls>\r\n\
-         Replaces: nothing@x;to-tag=a;from-tag=b\r\n"
-        .to_owned();
-    let tx = h.server_tx();
-    h.b2bua.on_invite(
-        tx,
-        request(&with_body(head, TEAMS_SDP)),
-        &teams_source(),
-        h.now,
-    );
-    let acts = h.actions();
-    assert!(
-        matches!(&acts[..], [Action::Respond { response, .. }] if response.status == 481),
-        "{acts:?}"
-    );
-}
+mod in_dialog;
+mod transfer;

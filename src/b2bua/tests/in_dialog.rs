@@ -1,0 +1,132 @@
+//! Inside a confirmed call: hold, session refresh, media silence.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr_med_08() {
+    let mut h = Harness::new("");
+    let (call, b_invite, ok) = confirmed_call(&mut h);
+    let first = SessionDescription::from_bytes(&ok.body).unwrap();
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let held = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc 7 8")
+        .replace("a=sendrecv", "a=sendonly");
+    let head = format!(
+        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
+        b_invite.headers.call_id().unwrap()
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+    );
+    let (reinvite, re_tx) = h
+        .run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                leg: LegId::A,
+                purpose: Purpose::Offer,
+                ..
+            } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams");
+    let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+    assert_eq!(sdp.media[0].port, first.media[0].port);
+    assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
+    // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
+    let teams_answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let back = acts
+        .into_iter()
+        .find_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(back.status, 200);
+    let sdp = SessionDescription::from_bytes(&back.body).unwrap();
+    assert_eq!(sdp.media[0].proto, "RTP/AVP");
+    assert_eq!(
+        sdp.media[0].direction(),
+        Some(crate::sdp::Direction::Inactive)
+    );
+    // Teams is silent on purpose now (inactive): its silence does not end the call.
+    h.b2bua.on_media_event(
+        MediaEvent::Timeout {
+            id: call,
+            leg: crate::media::Leg::Teams,
+            silent_for: Duration::from_secs(60),
+        },
+        h.now,
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn silent_media_on_an_active_call_ends_it_on_both_legs() {
+    let mut h = Harness::new("");
+    let (call, _, _) = confirmed_call(&mut h);
+    h.b2bua.on_media_event(
+        MediaEvent::Timeout {
+            id: call,
+            leg: crate::media::Leg::Trunk,
+            silent_for: Duration::from_secs(60),
+        },
+        h.now,
+    );
+    let byes: Vec<LegId> = h
+        .run()
+        .into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request { request, leg, .. } if request.method == Method::Bye => Some(leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(byes, vec![LegId::A, LegId::B]);
+    assert_eq!(h.b2bua.active_calls(), 0);
+}
+
+#[test]
+fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
+    let mut h = Harness::new("");
+    let (_, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let head = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKref\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n\
+         Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
+    );
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, TEAMS_SDP)), h.now)
+    );
+    let acts = h.run();
+    match &acts[..] {
+        [(Action::Respond { response, .. }, _)] => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, ok.body, "the same SDP, same version");
+        }
+        other => panic!("refresh crossed to the trunk: {other:?}"),
+    }
+}
