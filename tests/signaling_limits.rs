@@ -15,11 +15,24 @@ fn request(method: &str, call_id: &str, branch: &str) -> String {
     )
 }
 
+/// The first answer to `msg`: an INVITE is a call attempt whose final answer may arrive while
+/// a later request waits for its own, so answers are matched by Call-ID.
 fn exchange(sock: &UdpSocket, to: std::net::SocketAddr, msg: &str) -> String {
+    let call_id = msg
+        .lines()
+        .find(|l| l.starts_with("Call-ID:"))
+        .unwrap()
+        .to_owned();
     sock.send_to(msg.as_bytes(), to).unwrap();
     let mut buf = [0u8; 8192];
-    let (n, _) = sock.recv_from(&mut buf).expect("no answer within 5 s");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    for _ in 0..10 {
+        let (n, _) = sock.recv_from(&mut buf).expect("no answer within 5 s");
+        let rsp = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if rsp.lines().any(|l| l == call_id) {
+            return rsp;
+        }
+    }
+    panic!("no answer to {call_id} among 10 datagrams");
 }
 
 fn to_header(rsp: &str) -> String {
