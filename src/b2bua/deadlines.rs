@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::B2bua;
 use super::call::{CallKey, LegId, Purpose, State};
 use super::teardown::{End, EndedBy};
 use super::upstream::T2;
-use super::{Action, B2bua};
 use crate::sip::Method;
 use crate::sip::transport::Side;
 
@@ -87,7 +87,6 @@ impl B2bua {
     /// RFC 4028 refresh of ours: UPDATE without a body where the peer allows it, else a
     /// re-INVITE with the SDP we sent last (same version: no change, §7.4 / RFC 3264 §8).
     fn send_refresh(&mut self, key: CallKey, leg: LegId) {
-        let dest = self.next_hop(key, leg);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -111,14 +110,6 @@ impl B2bua {
         req.headers
             .push("Session-Expires", format!("{interval};refresher=uac"));
         req.headers.push("Supported", "timer");
-        let via = l.via.clone();
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg,
-            purpose: Purpose::Refresh,
-            request: req,
-            via,
-            dest,
-        });
+        self.send_in_dialog(key, leg, Purpose::Refresh, req);
     }
 }

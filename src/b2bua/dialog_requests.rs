@@ -10,7 +10,7 @@ use super::call::{CallKey, LegId, Pending, Purpose, State, is_relayed, origin_of
 use super::setup::ALLOW;
 use super::teardown::End;
 use super::timer;
-use super::{Action, B2bua, is_session_method};
+use super::{B2bua, is_session_method};
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::TxId;
@@ -203,16 +203,7 @@ impl B2bua {
             request: req,
             client_tx: None,
         });
-        let via = call.leg(other).via.clone();
-        let dest = self.next_hop(key, other);
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg: other,
-            purpose: Purpose::Offer,
-            request: out,
-            via,
-            dest,
-        });
+        self.send_in_dialog(key, other, Purpose::Offer, out);
     }
 
     /// INFO and the like go to the other leg unchanged in body; the answer comes back.
@@ -239,15 +230,6 @@ impl B2bua {
             request: req,
             client_tx: None,
         });
-        let via = call.leg(other).via.clone();
-        let dest = self.next_hop(key, other);
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg: other,
-            purpose: Purpose::Relay,
-            request: out,
-            via,
-            dest,
-        });
+        self.send_in_dialog(key, other, Purpose::Relay, out);
     }
 }

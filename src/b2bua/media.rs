@@ -15,12 +15,8 @@ use crate::sdp::{
     answer_to_teams, answer_to_trunk, media_endpoint, offer_to_teams, offer_to_trunk,
 };
 
-/// Which side an SDP came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SdpSide {
-    Teams,
-    Trunk,
-}
+/// Which side an SDP came from: the rewrite's own name for the two legs.
+pub(crate) use crate::sdp::Side as SdpSide;
 
 /// Why an SDP could not be bridged.
 #[derive(Debug, thiserror::Error)]

@@ -108,6 +108,24 @@ pub(crate) enum Action {
     Cancel { tx: TxId },
 }
 
+impl Action {
+    /// Where a request or ACK goes (nothing for answers and CANCELs, which follow their
+    /// transactions).
+    pub(crate) fn dest(&self) -> Option<&Dest> {
+        match self {
+            Action::Request { dest, .. } | Action::Ack { dest, .. } => Some(dest),
+            Action::Respond { .. } | Action::Cancel { .. } => None,
+        }
+    }
+
+    /// Fills in the address a lookup found.
+    pub(crate) fn set_dest(&mut self, to: Dest) {
+        if let Action::Request { dest, .. } | Action::Ack { dest, .. } = self {
+            *dest = to;
+        }
+    }
+}
+
 /// The local addresses requests and Contacts name.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LocalAddrs {

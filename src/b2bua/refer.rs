@@ -219,10 +219,7 @@ impl B2bua {
                 call.transfer = None;
                 let mut new_leg = new_leg;
                 new_leg.last_ack = Some((ack, dest));
-                new_leg.allows_update = rsp
-                    .headers
-                    .values("Allow")
-                    .any(|v| v.as_ref().eq_ignore_ascii_case(b"UPDATE"));
+                new_leg.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
                 let old = std::mem::replace(call.leg_mut(refer_leg), new_leg);
                 let new_id = (
                     call.leg(refer_leg).dialog.call_id.clone(),
@@ -269,16 +266,7 @@ impl B2bua {
         n.headers
             .push("Content-Type", "message/sipfrag;version=2.0");
         n.body = Bytes::from(format!("{sipfrag}\r\n"));
-        let via = l.via.clone();
-        let dest = self.next_hop(key, leg);
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg,
-            purpose: Purpose::Notify,
-            request: n,
-            via,
-            dest,
-        });
+        self.send_in_dialog(key, leg, Purpose::Notify, n);
     }
 
     /// TDR-INV-19: an INVITE from Teams whose Replaces names the Teams dialog of one of our
@@ -354,7 +342,7 @@ impl B2bua {
             transport: src.transport,
             fallback: src.reply_target(),
             via: call.leg(leg).via.clone(),
-            allows_update: super::setup::allows(req, "UPDATE"),
+            allows_update: super::setup::allows(&req.headers, "UPDATE"),
             last_ack: None,
             session_timer: None,
             remote_origin: Some(super::call::origin_of(&offer)),

@@ -11,7 +11,7 @@ use super::timer::{self, UasTimer};
 use super::{Action, B2bua, Source};
 use crate::config::{TenantConfig, TrunkConfig};
 use crate::sdp::{CodecPolicy, SessionDescription};
-use crate::sip::message::{Request, Response};
+use crate::sip::message::{Headers, Request, Response};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::Side;
 
@@ -202,7 +202,7 @@ impl B2bua {
             fallback: src.reply_target(),
             // Requests we start on leg A (BYE, re-INVITE) need our own sent-by, like leg B's.
             via: self.via_for(a_side, &route, a_transport),
-            allows_update: allows(&req, "UPDATE"),
+            allows_update: allows(&req.headers, "UPDATE"),
             last_ack: None,
             // Started when the call is answered.
             session_timer: None,
@@ -284,8 +284,9 @@ fn codec_policy(trunk: &TrunkConfig) -> CodecPolicy {
     }
 }
 
-pub(super) fn allows(req: &Request, method: &str) -> bool {
-    req.headers
+/// Whether a message's Allow lists `method`.
+pub(super) fn allows(headers: &Headers, method: &str) -> bool {
+    headers
         .values("Allow")
         .any(|v| v.as_ref().eq_ignore_ascii_case(method.as_bytes()))
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::call::{CallKey, LegId, Purpose, State};
 use super::{Action, B2bua, Dest};
 use crate::sip::Method;
-use crate::sip::message::{Host, Response};
+use crate::sip::message::{Host, Request, Response};
 use crate::sip::transport::{Side, Target, TransportKind};
 
 pub(crate) use crate::cdr::EndedBy;
@@ -188,38 +188,56 @@ impl B2bua {
     }
 
     pub(crate) fn send_bye(&mut self, key: CallKey, leg: LegId) {
-        let dest = self.next_hop(key, leg);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let bye = call.leg_mut(leg).dialog.request(Method::Bye);
-        let via = call.leg(leg).via.clone();
+        self.send_in_dialog(key, leg, Purpose::Bye, bye);
+    }
+
+    /// Sends `request` inside the dialog of `leg`, with our Via for that leg, to its next hop.
+    pub(crate) fn send_in_dialog(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        purpose: Purpose,
+        request: Request,
+    ) {
+        let Some(l) = self.calls.get(&key).map(|c| c.leg(leg)) else {
+            return;
+        };
+        let (via, dest) = (l.via.clone(), self.dest_of(l));
         self.actions.push_back(Action::Request {
             call: key,
             leg,
-            purpose: Purpose::Bye,
-            request: bye,
+            purpose,
+            request,
             via,
             dest,
         });
     }
 
-    /// Where a request inside the dialog of `leg` goes: its next hop when that is an IP
-    /// literal or a configured Teams proxy, otherwise the connection or address the dialog
-    /// was set up over (a Contact host name we do not resolve here).
-    pub(crate) fn next_hop(&self, key: CallKey, leg: LegId) -> Dest {
-        let Some(call) = self.calls.get(&key) else {
-            return Dest::Target(Target {
-                transport: TransportKind::Udp,
-                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                conn: None,
-                server_name: None,
-                side: Side::Trunk,
-            });
-        };
-        self.dest_of(call.leg(leg))
+    /// ACKs the 2xx to our INVITE or re-INVITE with CSeq `cseq` on `leg` (§13.2.2.4); returns
+    /// what was sent, for a retransmitted 2xx.
+    pub(crate) fn ack_in_dialog(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        cseq: u32,
+    ) -> Option<(Request, Dest)> {
+        let l = self.calls.get(&key)?.leg(leg);
+        let (ack, via, dest) = (l.dialog.ack(cseq), l.via.clone(), self.dest_of(l));
+        self.actions.push_back(Action::Ack {
+            request: ack.clone(),
+            via,
+            dest: dest.clone(),
+        });
+        Some((ack, dest))
     }
 
+    /// Where a request inside the dialog of `l` goes: its next hop when that is an IP literal
+    /// or a configured Teams proxy, otherwise the connection or address the dialog was set up
+    /// over (a Contact host name we do not resolve here).
     pub(crate) fn dest_of(&self, l: &super::call::Leg) -> Dest {
         let uri = l.dialog.next_hop();
         let transport = uri

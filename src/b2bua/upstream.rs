@@ -52,7 +52,8 @@ impl B2bua {
         now: Instant,
     ) {
         if !self.calls.contains_key(&key) {
-            // The call ended; a late 2xx to its INVITE still needs ACK + BYE (§15).
+            // The call ended: what still arrives for it is dropped. A late 2xx to its INVITE
+            // is not ACKed or BYE'd (a known gap, README); the peer's timers end it.
             return;
         }
         match purpose {
@@ -80,17 +81,11 @@ impl B2bua {
         } else {
             "Service Unavailable"
         };
-        let rsp = Response::new(status, reason);
-        match purpose {
-            Purpose::Invite => {
-                if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
-                    self.invite_final_failure(key, status, reason, true, now);
-                }
-            }
-            Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
-            Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
-            Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
-            Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
+        if purpose != Purpose::Invite {
+            return self.on_response(key, leg, purpose, tx, Response::new(status, reason), now);
+        }
+        if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
+            self.invite_final_failure(key, status, reason, true, now);
         }
         self.schedule(key);
     }
@@ -205,13 +200,8 @@ impl B2bua {
         };
         call.failover_at = None;
         call.b.dialog.update_from_response(&rsp);
-        call.b.allows_update = response_allows(&rsp, "UPDATE");
+        call.b.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
         // §13.2.2.4: ACK every 2xx at once (TDR-INV-08), a retransmission with the same ACK.
-        let ack = call.b.dialog.ack(call.b_invite_cseq);
-        let ack_dest = self.next_hop(key, LegId::B);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
         if let Some((ack, dest)) = call.b.last_ack.clone() {
             let via = call.b.via.clone();
             self.actions.push_back(Action::Ack {
@@ -221,12 +211,12 @@ impl B2bua {
             });
             return;
         }
-        call.b.last_ack = Some((ack.clone(), ack_dest.clone()));
-        self.actions.push_back(Action::Ack {
-            request: ack,
-            via: call.b.via.clone(),
-            dest: ack_dest,
-        });
+        let cseq = call.b_invite_cseq;
+        let sent = self.ack_in_dialog(key, LegId::B, cseq);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.b.last_ack = sent;
         if call.state == State::Cancelling {
             // The 2xx crossed our CANCEL: the call is not wanted any more (§9.1).
             self.send_bye(key, LegId::B);
@@ -399,7 +389,6 @@ impl B2bua {
         let (true, Some(rseq)) = (requires, rseq) else {
             return;
         };
-        let dest = self.next_hop(key, LegId::B);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -410,15 +399,7 @@ impl B2bua {
         let cseq = call.b_invite_cseq;
         let mut prack = call.b.dialog.request(Method::Prack);
         prack.headers.push("RAck", format!("{rseq} {cseq} INVITE"));
-        let via = call.b.via.clone();
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg: LegId::B,
-            purpose: Purpose::Prack,
-            request: prack,
-            via,
-            dest,
-        });
+        self.send_in_dialog(key, LegId::B, Purpose::Prack, prack);
     }
 
     /// The other leg answered the request we relayed for a pending re-INVITE/UPDATE/INFO.
@@ -494,14 +475,7 @@ impl B2bua {
             && rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite)
         {
             let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
-            let ack = call.leg(leg).dialog.ack(cseq);
-            let via = call.leg(leg).via.clone();
-            let dest = self.next_hop(key, leg);
-            self.actions.push_back(Action::Ack {
-                request: ack,
-                via,
-                dest,
-            });
+            self.ack_in_dialog(key, leg, cseq);
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -516,23 +490,13 @@ impl B2bua {
     }
 
     fn refresh_response(&mut self, key: CallKey, leg: LegId, rsp: Response, now: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if rsp.status < 200 {
+        if rsp.status < 200 || !self.calls.contains_key(&key) {
             return;
         }
         if (200..300).contains(&rsp.status) {
             if rsp.headers.cseq().map(|c| c.method) == Ok(Method::Invite) {
                 let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
-                let ack = call.leg(leg).dialog.ack(cseq);
-                let via = call.leg(leg).via.clone();
-                let dest = self.next_hop(key, leg);
-                self.actions.push_back(Action::Ack {
-                    request: ack,
-                    via,
-                    dest,
-                });
+                self.ack_in_dialog(key, leg, cseq);
             }
             if let Some(call) = self.calls.get_mut(&key)
                 && let Some(t) = call.leg_mut(leg).session_timer.as_mut()
@@ -556,12 +520,6 @@ fn provisional_for_a(call: &Call, rsp: &Response) -> Response {
     out.headers.push("Contact", call.a.dialog.contact.clone());
     out.headers.push("Allow", ALLOW);
     out
-}
-
-fn response_allows(rsp: &Response, method: &str) -> bool {
-    rsp.headers
-        .values("Allow")
-        .any(|v| v.as_ref().eq_ignore_ascii_case(method.as_bytes()))
 }
 
 fn is_body_forwarded(rsp: &Response) -> bool {

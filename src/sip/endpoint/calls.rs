@@ -36,55 +36,45 @@ impl Endpoint {
                 Action::Respond { tx, response } => {
                     self.server_respond(tx, response, clock::now());
                 }
-                Action::Request {
-                    call,
-                    leg,
-                    purpose,
-                    request,
-                    via,
-                    dest,
-                } => match dest {
-                    Dest::Target(t) => {
-                        self.start_call_request(call, leg, purpose, request, &via, t)
-                    }
-                    Dest::Lookup { .. } => self.resolve_then(
-                        dest,
-                        Action::Request {
-                            call,
-                            leg,
-                            purpose,
-                            request,
-                            via,
-                            dest: Dest::Target(placeholder()),
-                        },
-                    ),
-                },
-                Action::Ack { request, via, dest } => match dest {
-                    Dest::Target(t) => self.send_ack(request, &via, t),
-                    Dest::Lookup { .. } => self.resolve_then(
-                        dest,
-                        Action::Ack {
-                            request,
-                            via,
-                            dest: Dest::Target(placeholder()),
-                        },
-                    ),
-                },
                 Action::Cancel { tx } => self.send_cancel(tx),
+                routed => match routed.dest() {
+                    Some(Dest::Lookup { .. }) => self.resolve_then(routed),
+                    _ => self.send_routed(routed),
+                },
             }
+        }
+    }
+
+    /// A request or ACK whose destination is an address.
+    fn send_routed(&mut self, action: Action) {
+        match action {
+            Action::Request {
+                call,
+                leg,
+                purpose,
+                request,
+                via,
+                dest: Dest::Target(t),
+            } => self.start_call_request(call, leg, purpose, request, &via, t),
+            Action::Ack {
+                request,
+                via,
+                dest: Dest::Target(t),
+            } => self.send_ack(request, &via, t),
+            _ => {}
         }
     }
 
     /// RFC 3263 lookup in a task; the action comes back as feedback with the address filled
     /// in, or the call hears that its request failed.
-    fn resolve_then(&mut self, dest: Dest, action: Action) {
-        let Dest::Lookup {
+    fn resolve_then(&mut self, action: Action) {
+        let Some(Dest::Lookup {
             side,
             transport,
             host,
             port,
             server_name,
-        } = dest
+        }) = action.dest().cloned()
         else {
             return;
         };
@@ -123,31 +113,23 @@ impl Endpoint {
         });
     }
 
-    pub(super) fn on_call_resolved(&mut self, action: Action, target: Option<Target>) {
-        match (action, target) {
+    pub(super) fn on_call_resolved(&mut self, mut action: Action, target: Option<Target>) {
+        match (target, &action) {
+            (Some(t), _) => {
+                action.set_dest(Dest::Target(t));
+                self.send_routed(action);
+            }
             (
-                Action::Request {
-                    call,
-                    leg,
-                    purpose,
-                    request,
-                    via,
-                    ..
-                },
-                Some(t),
-            ) => self.start_call_request(call, leg, purpose, request, &via, t),
-            (Action::Ack { request, via, .. }, Some(t)) => self.send_ack(request, &via, t),
-            (
+                None,
                 Action::Request {
                     call, leg, purpose, ..
                 },
-                None,
             ) => {
                 // No address: as a transport failure (§8.1.3.1: treated as 503).
                 self.b2bua
-                    .on_request_unroutable(call, leg, purpose, clock::now());
+                    .on_request_unroutable(*call, *leg, *purpose, clock::now());
             }
-            _ => {}
+            (None, _) => {}
         }
     }
 
@@ -193,7 +175,7 @@ impl Endpoint {
             .push_front("Via", format!("{via};branch={branch};rport"));
         self.counters
             .message(Direction::Out, dest.transport, &Method::Ack, None);
-        self.send_detached(dest, ack.to_bytes());
+        self.send(dest, ack.to_bytes());
     }
 
     /// §9.1: the CANCEL copies the INVITE's Request-URI, top Via, From, To, Call-ID, Route
@@ -319,27 +301,7 @@ impl Endpoint {
         }
     }
 
-    /// Sends without waiting: a stream may have to be opened first (a TLS connection to a
-    /// Teams proxy takes a while), and that must not stall the endpoint.
-    fn send_detached(&self, dest: Target, bytes: Bytes) {
-        self.trace_out(&dest, &bytes);
-        let bytes = match self.transports.send_now(&dest, bytes) {
-            SendNow::Sent(_) => return,
-            SendNow::Failed(e) => {
-                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
-                return;
-            }
-            SendNow::Later(bytes) => bytes,
-        };
-        let transports = self.transports.clone();
-        tokio::spawn(async move {
-            if let Err(e) = transports.send(&dest, bytes).await {
-                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
-            }
-        });
-    }
-
-    /// As [`Self::send_detached`], and a failure ends transaction `id` (§17.1.4).
+    /// As [`Endpoint::send`], and a failure ends transaction `id` (§17.1.4).
     fn send_detached_for(&mut self, id: TxId, dest: Target, bytes: Bytes) {
         self.trace_out(&dest, &bytes);
         let bytes = match self.transports.send_now(&dest, bytes) {
@@ -361,12 +323,6 @@ impl Endpoint {
         });
     }
 
-    fn trace_out(&self, dest: &Target, bytes: &Bytes) {
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", super::trace::redacted(bytes));
-        }
-    }
-
     /// The pinger's view of each Teams proxy, for the B2BUA to skip those marked down.
     pub(super) fn share_proxy_health(&mut self) {
         let count = self.config.teams.proxies.len();
@@ -383,15 +339,5 @@ impl Endpoint {
 
     pub(super) fn call_timeouts(&mut self, now: Instant) {
         self.b2bua.handle_timeout(now);
-    }
-}
-
-fn placeholder() -> Target {
-    Target {
-        transport: TransportKind::Udp,
-        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        conn: None,
-        server_name: None,
-        side: crate::sip::transport::Side::Trunk,
     }
 }

@@ -245,7 +245,7 @@ impl Endpoint {
     async fn send_stateless(&mut self, to: &Target, method: &Method, status: u16, bytes: Bytes) {
         self.counters
             .message(Direction::Out, to.transport, method, Some(status));
-        self.send(to.clone(), bytes).await;
+        self.send(to.clone(), bytes);
     }
 
     fn on_response(&mut self, rsp: Response, inc: &Incoming) {

@@ -215,16 +215,14 @@ impl Endpoint {
             Output::Transmit(bytes) => match self.txns.context(id) {
                 Some(TxContext::Server(dest)) => {
                     let dest = dest.clone();
-                    self.send(dest, bytes).await;
+                    self.send(dest, bytes);
                 }
                 Some(TxContext::Ping { dest, target, seq }) => {
                     // Opening a TLS connection to a proxy may take a while: it must not stall
                     // the endpoint. A failure comes back as feedback, so the proxy is marked
                     // down at once rather than after the ping timeout.
                     let (dest, target, seq) = (dest.clone(), *target, *seq);
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
-                    }
+                    self.trace_out(&dest, &bytes);
                     let transports = self.transports.clone();
                     let feedback = self.feedback_tx.clone();
                     tokio::spawn(async move {
@@ -288,12 +286,13 @@ impl Endpoint {
         self.counters.transaction(kind, outcome);
     }
 
-    /// Sends on an established path (responses, retransmissions). A failure here is logged and
-    /// counted; the transaction's own timers decide what it means.
-    async fn send(&self, dest: Target, bytes: Bytes) {
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(&bytes));
-        }
+    /// Sends on an established path (responses, retransmissions, ACKs) without waiting: at
+    /// once when the socket or an open connection takes it, in a task when a connection must be
+    /// opened first (RFC 3261 §18.2.2), which can take up to the connect timeout and must not
+    /// stall every other message. A failure is logged; the transaction's own timers decide
+    /// what it means.
+    fn send(&self, dest: Target, bytes: Bytes) {
+        self.trace_out(&dest, &bytes);
         let bytes = match self.transports.send_now(&dest, bytes) {
             SendNow::Sent(_) => return,
             SendNow::Failed(e) => {
@@ -302,22 +301,19 @@ impl Endpoint {
             }
             SendNow::Later(bytes) => bytes,
         };
-        if dest.transport == TransportKind::Udp {
-            if let Err(e) = self.transports.send(&dest, bytes).await {
-                tracing::debug!(peer = %dest.addr, error = %e, "send failed");
-            }
-            return;
-        }
-        // On a stream the request's connection may be gone, and the transport then opens a
-        // new one (RFC 3261 §18.2.2), which can take up to the connect timeout: that must not
-        // stall every other message. The endpoint sends at most one response per request
-        // today, so nothing can overtake anything on one connection.
         let transports = self.transports.clone();
         tokio::spawn(async move {
             if let Err(e) = transports.send(&dest, bytes).await {
                 tracing::debug!(peer = %dest.addr, error = %e, "send failed");
             }
         });
+    }
+
+    /// The whole message at debug level, keys redacted.
+    fn trace_out(&self, dest: &Target, bytes: &Bytes) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(peer = %dest.addr, transport = %dest.transport, "SIP out:\n{}", trace::redacted(bytes));
+        }
     }
 
     fn on_feedback(&mut self, fb: Feedback) {
