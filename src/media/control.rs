@@ -64,14 +64,6 @@ impl WorkerLink {
         self.wake().map_err(|_| WorkerGone)
     }
 
-    /// Queues without waking the worker: for updates, which only matter to packets, and packets
-    /// wake it anyway (it drains commands before packets on every wake-up); timers see them at
-    /// the next sweep. Saves the worker a wake-up (a context switch) per update; a call sends
-    /// two or three.
-    pub(crate) fn queue(&self, cmd: Command) -> Result<(), WorkerGone> {
-        self.tx.send(cmd).map_err(|_| WorkerGone)
-    }
-
     fn wake(&self) -> io::Result<()> {
         self.waker.wake()
     }

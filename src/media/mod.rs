@@ -314,18 +314,7 @@ impl MediaPlane {
                 .ok_or(MediaError::UnknownSession { id })?
         };
         let (reply, stats) = oneshot::channel();
-        // Removal wakes the worker: callers may wait for the figures, and the sockets close now.
-        let link = self
-            .shared
-            .links
-            .get(entry.worker)
-            .ok_or(MediaError::WorkerGone {
-                worker: entry.worker,
-            })?;
-        link.send(Command::Remove { id, reply })
-            .map_err(|_| MediaError::WorkerGone {
-                worker: entry.worker,
-            })?;
+        self.send(entry.worker, Command::Remove { id, reply })?;
         Ok(stats)
     }
 
@@ -366,15 +355,13 @@ impl MediaPlane {
             .ok_or(MediaError::UnknownSession { id })
     }
 
-    /// Hands an update to `worker` without waking it (see `WorkerLink::queue`): it is applied
-    /// before the next packet the worker handles, or at its next sweep (a quarter second).
     fn send(&self, worker: usize, cmd: Command) -> Result<(), MediaError> {
         let link = self
             .shared
             .links
             .get(worker)
             .ok_or(MediaError::WorkerGone { worker })?;
-        link.queue(cmd)
+        link.send(cmd)
             .map_err(|_| MediaError::WorkerGone { worker })
     }
 }
