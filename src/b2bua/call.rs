@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::Dest;
 use super::dialog::Dialog;
 use super::media::{CallMedia, SdpSide};
 use super::timer::SessionTimer;
@@ -82,8 +81,10 @@ pub(crate) struct Leg {
     pub(crate) via: String,
     /// The peer listed UPDATE in Allow.
     pub(crate) allows_update: bool,
-    /// The ACK we sent for the 2xx (leg B), resent for each retransmitted 2xx (§13.2.2.4).
-    pub(crate) last_ack: Option<(Request, Dest)>,
+    /// CSeq of the INVITE whose 2xx we ACKed (leg B): each retransmitted 2xx gets the
+    /// same ACK again (§13.2.2.4), rebuilt from the dialog rather than kept for the
+    /// whole call.
+    pub(crate) acked_cseq: Option<u32>,
     pub(crate) session_timer: Option<SessionTimer>,
     /// `o=` session id and version the peer last sent, to tell a refresh from a change.
     pub(crate) remote_origin: Option<(u64, u64)>,
@@ -140,7 +141,8 @@ pub(crate) struct Call {
     pub(crate) provisional_seen: bool,
     pub(crate) cancel_sent: bool,
     pub(crate) resend_2xx: Option<Resend>,
-    pub(crate) pending: Option<Pending>,
+    /// Boxed, as `transfer`: rare, and the call stays small without them.
+    pub(crate) pending: Option<Box<Pending>>,
     /// Gives up on a call stuck in Cancelling or waiting for an ACK.
     pub(crate) guard_at: Option<Instant>,
     pub(crate) setup_wall: SystemTime,
@@ -157,7 +159,7 @@ pub(crate) struct Call {
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
     /// A transfer asked for by Teams with REFER, in progress.
-    pub(crate) transfer: Option<Transfer>,
+    pub(crate) transfer: Option<Box<Transfer>>,
 }
 
 /// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.

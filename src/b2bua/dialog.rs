@@ -41,7 +41,7 @@ impl Dialog {
             .and_then(|c| c.into_iter().next())
             .map(|c| c.uri)?;
         let remote_tag = from.tag().map(str::to_owned);
-        Some(Dialog {
+        let mut dialog = Dialog {
             call_id: invite.headers.call_id().ok()?.to_owned(),
             local_tag,
             remote_tag,
@@ -53,7 +53,16 @@ impl Dialog {
             // §12.1.1: the Record-Route values in order.
             route_set: record_routes(&invite.headers),
             contact,
-        })
+        };
+        dialog.shrink_to_fit();
+        Some(dialog)
+    }
+
+    /// Kept for the whole call: no spare capacity from parsing.
+    fn shrink_to_fit(&mut self) {
+        self.local.shrink_to_fit();
+        self.remote.shrink_to_fit();
+        self.remote_target.shrink_to_fit();
     }
 
     /// The UAC side of a dialog we start with an INVITE to `target`.
@@ -65,7 +74,7 @@ impl Dialog {
         target: Uri,
         contact: String,
     ) -> Dialog {
-        Dialog {
+        let mut dialog = Dialog {
             call_id,
             local_tag,
             remote_tag: None,
@@ -76,7 +85,9 @@ impl Dialog {
             remote_target: target,
             route_set: Vec::new(),
             contact,
-        }
+        };
+        dialog.shrink_to_fit();
+        dialog
     }
 
     /// §12.1.2: a tagged response to our INVITE fixes the remote tag, the remote target (its
@@ -104,6 +115,7 @@ impl Dialog {
             routes.reverse();
             self.route_set = routes;
         }
+        self.shrink_to_fit();
     }
 
     /// A request inside the dialog (§12.2.1.1). ACK and CANCEL reuse a CSeq number and are

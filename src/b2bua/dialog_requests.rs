@@ -197,12 +197,12 @@ impl B2bua {
         out.headers.push("Supported", "timer");
         out.headers.push("Content-Type", "application/sdp");
         out.body = Bytes::from(offer.to_string());
-        call.pending = Some(Pending {
+        call.pending = Some(Box::new(Pending {
             from: leg,
             server_tx: tx,
             request: req,
             client_tx: None,
-        });
+        }));
         self.send_in_dialog(key, other, Purpose::Offer, out);
     }
 
@@ -224,12 +224,12 @@ impl B2bua {
             }
         }
         out.body = req.body.clone();
-        call.pending = Some(Pending {
+        call.pending = Some(Box::new(Pending {
             from: leg,
             server_tx: tx,
             request: req,
             client_tx: None,
-        });
+        }));
         self.send_in_dialog(key, other, Purpose::Relay, out);
     }
 }

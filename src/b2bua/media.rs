@@ -57,7 +57,8 @@ pub(crate) struct CallMedia {
     policy: CodecPolicy,
     trunk_mux: bool,
     /// The offer waiting for its answer, by the side that made it.
-    pending: Option<(SdpSide, Option<SessionDescription>)>,
+    /// Boxed: held only between an offer and its answer.
+    pending: Option<(SdpSide, Option<Box<SessionDescription>>)>,
     /// What each side last said (offer or answer), for hold.
     teams_direction: Direction,
     trunk_direction: Direction,
@@ -150,7 +151,7 @@ impl CallMedia {
                 out
             }
         };
-        self.pending = Some((from, sdp.cloned()));
+        self.pending = Some((from, sdp.cloned().map(Box::new)));
         Ok(out)
     }
 
@@ -191,7 +192,7 @@ impl CallMedia {
                 let leg = self.leg(SdpSide::Trunk);
                 let out = answer_to_trunk(
                     sdp,
-                    offer.as_ref(),
+                    offer.as_deref(),
                     &leg,
                     self.trunk_mux,
                     &mut self.trunk_origin,
@@ -336,8 +337,12 @@ impl CallMedia {
     }
 }
 
+/// Kept for the whole call (`last_to_*`): without the spare capacity of a
+/// string grown while printing, up to half of it.
 fn printed(sd: &SessionDescription) -> Bytes {
-    Bytes::from(sd.to_string())
+    let mut s = sd.to_string();
+    s.shrink_to_fit();
+    Bytes::from(s)
 }
 
 fn usable_crypto(sdp: &SessionDescription) -> Option<CryptoAttribute> {

@@ -250,7 +250,7 @@ impl B2bua {
             fallback,
             via,
             allows_update: false,
-            last_ack: None,
+            acked_cseq: None,
             session_timer: None,
             remote_origin: None,
         };

@@ -133,17 +133,17 @@ impl B2bua {
             fallback,
             via: via.clone(),
             allows_update: false,
-            last_ack: None,
+            acked_cseq: None,
             session_timer: None,
             remote_origin: None,
         };
         let invite_cseq = new_leg.dialog.local_cseq;
-        call.transfer = Some(Transfer {
+        call.transfer = Some(Box::new(Transfer {
             refer_leg: leg,
             new_leg,
             invite_tx: None,
             invite_cseq,
-        });
+        }));
         tracing::info!(call = key, tenant = %call.tenant, "transfer requested by Teams (REFER)");
         let rsp = Response::for_request(&req, 202, "Accepted", None);
         self.respond(tx, rsp);
@@ -189,14 +189,15 @@ impl B2bua {
             }
             200..=299 => {
                 t.new_leg.dialog.update_from_response(&rsp);
-                let ack = t.new_leg.dialog.ack(t.invite_cseq);
+                let invite_cseq = t.invite_cseq;
+                let ack = t.new_leg.dialog.ack(invite_cseq);
                 let new_leg = t.new_leg.clone();
                 let refer_leg = t.refer_leg;
                 let dest = self.dest_of(&new_leg);
                 self.actions.push_back(Action::Ack {
-                    request: ack.clone(),
+                    request: ack,
                     via: new_leg.via.clone(),
-                    dest: dest.clone(),
+                    dest,
                 });
                 let Some(call) = self.calls.get_mut(&key) else {
                     return;
@@ -218,7 +219,7 @@ impl B2bua {
                 };
                 call.transfer = None;
                 let mut new_leg = new_leg;
-                new_leg.last_ack = Some((ack, dest));
+                new_leg.acked_cseq = Some(invite_cseq);
                 new_leg.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
                 let old = std::mem::replace(call.leg_mut(refer_leg), new_leg);
                 let new_id = (
@@ -343,7 +344,7 @@ impl B2bua {
             fallback: src.reply_target(),
             via: call.leg(leg).via.clone(),
             allows_update: super::setup::allows(&req.headers, "UPDATE"),
-            last_ack: None,
+            acked_cseq: None,
             session_timer: None,
             remote_origin: Some(super::call::origin_of(&offer)),
             dialog,

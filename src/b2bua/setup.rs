@@ -149,7 +149,11 @@ impl B2bua {
     ) -> Result<(), (u16, String, String)> {
         let tenant = route.tenant.fqdn.clone();
         let fail = |status: u16, reason: String| (status, reason, tenant.clone());
-        let policy = codec_policy(&route.trunk);
+        let policy = self
+            .codecs
+            .get(&route.trunk.name)
+            .cloned()
+            .unwrap_or_else(|| codec_policy(&route.trunk));
         let mut media = CallMedia::create(&self.media, key, policy, false)
             .map_err(|e| {
                 // The reason goes to the log; the peer learns only that we are busy.
@@ -203,7 +207,7 @@ impl B2bua {
             // Requests we start on leg A (BYE, re-INVITE) need our own sent-by, like leg B's.
             via: self.via_for(a_side, &route, a_transport),
             allows_update: allows(&req.headers, "UPDATE"),
-            last_ack: None,
+            acked_cseq: None,
             // Started when the call is answered.
             session_timer: None,
             remote_origin: offer.as_ref().map(super::call::origin_of),
@@ -255,7 +259,7 @@ impl B2bua {
         );
         let via = call.b.via.clone();
         tracing::debug!(call = key, tenant = %call.tenant, trunk = %call.trunk, direction = call.direction.metric_label(), "call started");
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
         self.register_dialog(&a_dlg.0, &a_dlg.1, key, LegId::A);
         self.register_dialog(&b_dlg.0, &b_dlg.1, key, LegId::B);
         self.invites.insert(tx, key);
@@ -276,9 +280,9 @@ impl B2bua {
     }
 }
 
-fn codec_policy(trunk: &TrunkConfig) -> CodecPolicy {
+pub(super) fn codec_policy(trunk: &TrunkConfig) -> CodecPolicy {
     CodecPolicy {
-        allow: trunk.codecs.clone(),
+        allow: trunk.codecs.as_slice().into(),
         keep_telephone_event: true,
         keep_cn: true,
     }

@@ -219,20 +219,12 @@ impl B2bua {
 
     /// ACKs the 2xx to our INVITE or re-INVITE with CSeq `cseq` on `leg` (§13.2.2.4); returns
     /// what was sent, for a retransmitted 2xx.
-    pub(crate) fn ack_in_dialog(
-        &mut self,
-        key: CallKey,
-        leg: LegId,
-        cseq: u32,
-    ) -> Option<(Request, Dest)> {
-        let l = self.calls.get(&key)?.leg(leg);
-        let (ack, via, dest) = (l.dialog.ack(cseq), l.via.clone(), self.dest_of(l));
-        self.actions.push_back(Action::Ack {
-            request: ack.clone(),
-            via,
-            dest: dest.clone(),
-        });
-        Some((ack, dest))
+    pub(crate) fn ack_in_dialog(&mut self, key: CallKey, leg: LegId, cseq: u32) {
+        let Some(l) = self.calls.get(&key).map(|c| c.leg(leg)) else {
+            return;
+        };
+        let (request, via, dest) = (l.dialog.ack(cseq), l.via.clone(), self.dest_of(l));
+        self.actions.push_back(Action::Ack { request, via, dest });
     }
 
     /// Where a request inside the dialog of `l` goes: its next hop when that is an IP literal

@@ -202,21 +202,16 @@ impl B2bua {
         call.b.dialog.update_from_response(&rsp);
         call.b.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
         // §13.2.2.4: ACK every 2xx at once (TDR-INV-08), a retransmission with the same ACK.
-        if let Some((ack, dest)) = call.b.last_ack.clone() {
-            let via = call.b.via.clone();
-            self.actions.push_back(Action::Ack {
-                request: ack,
-                via,
-                dest,
-            });
+        if let Some(cseq) = call.b.acked_cseq {
+            self.ack_in_dialog(key, LegId::B, cseq);
             return;
         }
         let cseq = call.b_invite_cseq;
-        let sent = self.ack_in_dialog(key, LegId::B, cseq);
+        self.ack_in_dialog(key, LegId::B, cseq);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.b.last_ack = sent;
+        call.b.acked_cseq = Some(cseq);
         if call.state == State::Cancelling {
             // The 2xx crossed our CANCEL: the call is not wanted any more (§9.1).
             self.send_bye(key, LegId::B);

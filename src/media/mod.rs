@@ -30,7 +30,7 @@ pub use relay::RECV_MAX;
 pub use session::{Direction, DropReason, Forwarding, Leg, SessionError, SessionId, SessionStats};
 use tokio::sync::oneshot;
 
-use control::{Command, SessionSockets, WorkerLink};
+use control::{Command, QueueFlags, SessionSockets, WorkerLink};
 use counters::WorkerCounters;
 use ports::PortPools;
 use relay::Worker;
@@ -159,12 +159,20 @@ impl MediaPlane {
             let waker = mio::Waker::new(poll.registry(), relay::WAKER).map_err(start)?;
             let (tx, rx) = mpsc::channel();
             let c = Arc::new(WorkerCounters::default());
-            let w = Worker::new(poll, rx, c.clone(), event_tx.clone(), pools.clone());
+            let flags = Arc::new(QueueFlags::default());
+            let w = Worker::new(
+                poll,
+                rx,
+                flags.clone(),
+                c.clone(),
+                event_tx.clone(),
+                pools.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("media-{worker}"))
                 .spawn(move || w.run())
                 .map_err(start)?;
-            links.push(WorkerLink::new(tx, Arc::new(waker)));
+            links.push(WorkerLink::new(tx, Arc::new(waker), flags));
             counters.push(c);
             threads.push(thread);
         }
@@ -296,9 +304,11 @@ impl MediaPlane {
         )
     }
 
-    /// Closes the session's sockets; its ports enter quarantine. The returned
-    /// receiver yields the session's figures once the worker has let go (await
-    /// it, `blocking_recv()` it outside a runtime, or drop it).
+    /// Closes the session's sockets; its ports enter quarantine. The worker
+    /// is not woken for this: it lets go at its next datagram or sweep (at
+    /// most a quarter second). The returned receiver yields the session's
+    /// figures then (await it, `blocking_recv()` it outside a runtime, or
+    /// drop it).
     pub fn destroy_session(
         &self,
         id: SessionId,

@@ -1,7 +1,8 @@
 //! Relay worker: one thread, one `mio::Poll`, a disjoint set of sockets.
 //!
-//! Per datagram: `recv_from` into the worker's one buffer, find the session by
-//! the socket's token (slab index, no hashing), transform in place with
+//! Per datagram: `recv_from` into the worker's one buffer, apply any queued
+//! commands (one relaxed load when there are none), find the session by the
+//! socket's token (slab index, no hashing), transform in place with
 //! [`Session::handle_packet`], `send_to` from the other leg's socket. No lock,
 //! no allocation, no copy. Plain nonblocking sockets: on loopback the kernel
 //! path costs ~2.9 µs per relayed packet and recvmmsg/sendmmsg saved ~5 %, not
@@ -23,7 +24,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::clock;
 use crate::media::MediaEvent;
-use crate::media::control::{Command, SessionSockets};
+use crate::media::control::{Command, QueueFlags, SessionSockets};
 use crate::media::counters::WorkerCounters;
 use crate::media::ports::{PairIndex, PortPools};
 use crate::media::session::{Direction, DropReason, LegEvent, Outcome, Port, Session, SessionId};
@@ -56,6 +57,9 @@ struct Slot {
 pub(crate) struct Worker {
     poll: Poll,
     commands: mpsc::Receiver<Command>,
+    flags: Arc<QueueFlags>,
+    /// A `Stop` was read while relaying; the loop ends at its next turn.
+    stopping: bool,
     slots: Slab<Slot>,
     by_id: HashMap<SessionId, usize>,
     counters: Arc<WorkerCounters>,
@@ -69,6 +73,7 @@ impl Worker {
     pub(crate) fn new(
         poll: Poll,
         commands: mpsc::Receiver<Command>,
+        flags: Arc<QueueFlags>,
         counters: Arc<WorkerCounters>,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
         pools: Arc<Mutex<PortPools>>,
@@ -76,6 +81,8 @@ impl Worker {
         Worker {
             poll,
             commands,
+            flags,
+            stopping: false,
             slots: Slab::new(),
             by_id: HashMap::new(),
             counters,
@@ -92,32 +99,42 @@ impl Worker {
         let mut next_sweep = clock::now() + SWEEP_EVERY;
         loop {
             let now = clock::now();
-            let timeout = if self.ready.is_empty() {
+            let mut timeout = if self.ready.is_empty() {
                 next_sweep.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+            if !timeout.is_zero() && self.flags.going_to_sleep() {
+                timeout = Duration::ZERO;
+            }
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            self.flags.awake();
+            if let Err(e) = polled
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 tracing::error!(error = %e, "media worker poll failed; worker stops");
                 return;
             }
             let now = clock::now();
-            // Commands before packets, and on every wake-up rather than only
-            // on the waker's token: an update sent before a packet must apply
-            // to it even when both show up in one poll or the waker's event
-            // was consumed earlier. An empty `try_recv` is one atomic load.
-            if !self.handle_commands(now) {
-                return;
-            }
+            // On every wake-up, not only on the waker's token: most commands
+            // come without a wake-up and wait for the next one.
+            self.apply_commands(now);
             for ev in &events {
                 if let Some(t) = SocketToken::from_token(ev.token()) {
                     self.mark_ready(t);
                 }
             }
             self.relay_ready(now);
+            if self.stopping {
+                return;
+            }
             if now >= next_sweep {
+                // Unconditionally here: this also notices a signaling side that
+                // went away without `Stop` (its flags are never set again).
+                self.drain_commands(now);
+                if self.stopping {
+                    return;
+                }
                 self.sweep(now);
                 next_sweep = now + SWEEP_EVERY;
             }
@@ -138,22 +155,74 @@ impl Worker {
     /// their budget stay queued for the next round.
     fn relay_ready(&mut self, now: Instant) {
         for _ in 0..self.ready.len() {
-            let Some(t) = self.ready.pop() else { break };
-            let Some(slot) = self.slots.get_mut(t.slot) else {
-                continue;
-            };
-            let drained = relay_socket(slot, t.port, &mut self.buf, &self.counters, now);
-            if drained {
-                slot.queued[t.port as usize] = false;
-            } else {
-                self.ready.push(t);
+            if self.stopping {
+                return;
             }
-            drain_events(slot, &self.events, &self.counters);
+            let Some(t) = self.ready.pop() else { break };
+            let drained = self.relay_socket(t, now);
+            if let Some(slot) = self.slots.get_mut(t.slot) {
+                if drained {
+                    slot.queued[t.port as usize] = false;
+                } else {
+                    self.ready.push(t);
+                }
+                drain_events(slot, &self.events, &self.counters);
+            }
         }
     }
 
-    /// Returns false when the worker must stop.
-    fn handle_commands(&mut self, now: Instant) -> bool {
+    /// Reads up to the budget from one socket. True when it would block, or
+    /// the socket is gone.
+    fn relay_socket(&mut self, t: SocketToken, now: Instant) -> bool {
+        let direction = match t.port {
+            Port::Teams => Direction::TeamsToTrunk,
+            Port::TrunkRtp | Port::TrunkRtcp => Direction::TrunkToTeams,
+        };
+        for _ in 0..BUDGET_PER_SOCKET {
+            let Some(slot) = self.slots.get(t.slot) else {
+                return true;
+            };
+            let Some(sock) = slot.sockets[t.port as usize].as_ref() else {
+                return true;
+            };
+            let id = slot.id;
+            let (len, src) = match sock.recv_from(&mut self.buf[..RECV_MAX]) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                // ICMP errors queued on the socket (e.g. port unreachable from an
+                // earlier send) surface here; the next read goes on.
+                Err(_) => continue,
+            };
+            self.counters.received(direction, len);
+            if self.flags.take_pending() {
+                // An update queued before this datagram was sent (a new key,
+                // hold) must apply to it; a removal may take its session.
+                self.drain_commands(now);
+            }
+            let Some(slot) = self.slots.get_mut(t.slot).filter(|s| s.id == id) else {
+                self.counters.dropped(DropReason::NoSession);
+                return true;
+            };
+            if len >= RECV_MAX {
+                self.counters.dropped(DropReason::TooLong);
+                continue;
+            }
+            relay_datagram(slot, t.port, &mut self.buf, len, src, &self.counters, now);
+            if self.stopping {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        if self.flags.take_pending() {
+            self.drain_commands(now);
+        }
+    }
+
+    /// Sets `stopping` on `Stop` or when the signaling side is gone.
+    fn drain_commands(&mut self, now: Instant) {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Add {
@@ -174,8 +243,11 @@ impl Worker {
                         let _ = reply.send(stats);
                     }
                 }
-                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
-                Err(TryRecvError::Empty) => return true,
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
             }
         }
     }
@@ -239,58 +311,38 @@ impl Worker {
     }
 }
 
-/// Reads up to the budget from one socket. True when it would block (drained).
-fn relay_socket(
+/// Turns one datagram of `port` around in place and sends it on.
+fn relay_datagram(
     slot: &mut Slot,
     port: Port,
     buf: &mut [u8],
+    len: usize,
+    src: std::net::SocketAddr,
     counters: &WorkerCounters,
     now: Instant,
-) -> bool {
-    let direction = match port {
-        Port::Teams => Direction::TeamsToTrunk,
-        Port::TrunkRtp | Port::TrunkRtcp => Direction::TrunkToTeams,
-    };
-    for _ in 0..BUDGET_PER_SOCKET {
-        let Some(sock) = slot.sockets[port as usize].as_ref() else {
-            return true;
-        };
-        let (len, src) = match sock.recv_from(&mut buf[..RECV_MAX]) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            // ICMP errors queued on the socket (e.g. port unreachable from an
-            // earlier send) surface here; the next read goes on.
-            Err(_) => continue,
-        };
-        counters.received(direction, len);
-        if len >= RECV_MAX {
-            counters.dropped(DropReason::TooLong);
-            continue;
-        }
-        match slot.session.handle_packet(port, buf, len, src, now) {
-            Outcome::Forward {
-                via,
-                to,
-                len,
-                direction,
-            } => {
-                let sent = slot.sockets[via as usize]
-                    .as_ref()
-                    .map(|out| out.send_to(&buf[..len], to));
-                match sent {
-                    Some(Ok(_)) => counters.sent(direction, len),
-                    // Real-time media is not queued: a full send buffer or an
-                    // unreachable peer loses this packet only.
-                    Some(Err(_)) | None => {
-                        slot.session.unsend(direction, len);
-                        counters.dropped(DropReason::SendFailed);
-                    }
+) {
+    match slot.session.handle_packet(port, buf, len, src, now) {
+        Outcome::Forward {
+            via,
+            to,
+            len,
+            direction,
+        } => {
+            let sent = slot.sockets[via as usize]
+                .as_ref()
+                .map(|out| out.send_to(&buf[..len], to));
+            match sent {
+                Some(Ok(_)) => counters.sent(direction, len),
+                // Real-time media is not queued: a full send buffer or an
+                // unreachable peer loses this packet only.
+                Some(Err(_)) | None => {
+                    slot.session.unsend(direction, len);
+                    counters.dropped(DropReason::SendFailed);
                 }
             }
-            Outcome::Drop(reason) => counters.dropped(reason),
         }
+        Outcome::Drop(reason) => counters.dropped(reason),
     }
-    false
 }
 
 fn drain_events(

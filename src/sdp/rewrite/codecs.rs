@@ -10,7 +10,8 @@ pub struct CodecPolicy {
     /// Encoding names in preferred order, matched case-insensitively against the rtpmap (or
     /// RFC 3551 static) name: `PCMU`, or `SILK/16000` to name one clock rate. Empty keeps every
     /// codec in the peer's order. TDR-MED-05: leaving SILK out means no SILK transcoding.
-    pub allow: Vec<String>,
+    /// Shared: every call of a trunk uses the same list.
+    pub allow: std::sync::Arc<[String]>,
     /// Keep `telephone-event` (RFC 4733); always true in practice, TDR-MED-06.
     pub keep_telephone_event: bool,
     /// Keep comfort noise `CN` (RFC 3389), TDR-MED-07.

@@ -18,6 +18,12 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    /// As [`Uri::shrink_to_fit`], for the header parameters too.
+    pub fn shrink_to_fit(&mut self) {
+        self.uri.shrink_to_fit();
+        self.params.shrink_to_fit();
+    }
+
     pub fn new(uri: Uri) -> NameAddr {
         NameAddr {
             display: None,
