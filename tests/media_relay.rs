@@ -359,7 +359,11 @@ fn key_change_applies_to_a_packet_sent_during_a_burst() {
         SrtpProfile::AesCm128HmacSha1_80,
         true,
     );
-    let burst: Vec<Vec<u8>> = (0..300u16)
+    // Small enough that the SBC's and the trunk peer's default receive buffers
+    // (~208 KB, ~1 KB of kernel memory per datagram) hold all of it even when
+    // the worker is slow (a debug build under a loaded test run lost the tail
+    // of a 300-packet burst in the kernel).
+    let burst: Vec<Vec<u8>> = (0..100u16)
         .map(|i| {
             let p = rtp(100 + i, u32::from(i) * 160, 5, 0, &[4; 160]);
             call.teams_tx.encrypt_rtp(&p).unwrap().to_vec()
@@ -390,7 +394,7 @@ fn key_change_applies_to_a_packet_sent_during_a_burst() {
     flood.join().unwrap();
     // Burst packets relayed before the update come first; a bounded read.
     let mut found = false;
-    for _ in 0..301 {
+    for _ in 0..=100 {
         let got = recv(&call.trunk);
         if got == marked {
             found = true;

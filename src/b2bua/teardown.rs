@@ -217,8 +217,8 @@ impl B2bua {
         });
     }
 
-    /// ACKs the 2xx to our INVITE or re-INVITE with CSeq `cseq` on `leg` (§13.2.2.4); returns
-    /// what was sent, for a retransmitted 2xx.
+    /// ACKs the 2xx to our INVITE or re-INVITE with CSeq `cseq` on `leg` (§13.2.2.4), each
+    /// retransmission of it too: built from the dialog every time, so it is the same ACK.
     pub(crate) fn ack_in_dialog(&mut self, key: CallKey, leg: LegId, cseq: u32) {
         let Some(l) = self.calls.get(&key).map(|c| c.leg(leg)) else {
             return;

@@ -1,7 +1,8 @@
 //! The two primitives SRTP needs: AES-128 in counter mode (RFC 3711 §4.1.1) and
 //! HMAC-SHA1 (§4.2.1), from RustCrypto (`aes` with AES-NI, `sha1`'s compression function
-//! with SHA-NI, both detected at run time; the HMAC construction around it is ours). Per packet they beat aws-lc-rs here: benches/srtp.rs group
-//! `srtp_primitives` keeps both side by side. Being pure Rust, the counting allocator of
+//! with SHA-NI, both detected at run time; the HMAC construction around it is ours). Per
+//! packet they beat aws-lc-rs here: benches/srtp.rs group `srtp_primitives` keeps both side
+//! by side. Being pure Rust, the counting allocator of
 //! tests/srtp_alloc.rs sees every allocation they could make.
 
 use aes::Aes128Enc;
@@ -100,7 +101,7 @@ fn compress_block(state: &mut [u32; 5], block: &[u8]) {
 }
 
 impl HmacSha1 {
-    pub(crate) fn new(key: &[u8; 20]) -> Result<Self, SrtpError> {
+    pub(crate) fn new(key: &[u8; 20]) -> Self {
         let mut ipad = [0x36u8; BLOCK];
         let mut opad = [0x5cu8; BLOCK];
         for (i, k) in key.iter().enumerate() {
@@ -113,7 +114,7 @@ impl HmacSha1 {
         compress_block(&mut outer, &opad);
         super::key::wipe(&mut ipad);
         super::key::wipe(&mut opad);
-        Ok(Self { inner, outer })
+        Self { inner, outer }
     }
 
     pub(crate) fn sign(&self, data: &[u8]) -> [u8; 20] {
@@ -124,18 +125,19 @@ impl HmacSha1 {
         }
         // The inner hash covers the key block too: its length counts 64 more bytes.
         finish(&mut state, blocks.remainder(), BLOCK + data.len());
-        let mut digest = [0u8; BLOCK];
-        for (out, word) in digest.chunks_exact_mut(4).zip(state) {
-            out.copy_from_slice(&word.to_be_bytes());
-        }
+        let digest = digest_bytes(state);
         let mut state = self.outer;
-        finish(&mut state, &digest[..20], BLOCK + 20);
-        let mut tag = [0u8; 20];
-        for (out, word) in tag.chunks_exact_mut(4).zip(state) {
-            out.copy_from_slice(&word.to_be_bytes());
-        }
-        tag
+        finish(&mut state, &digest, BLOCK + digest.len());
+        digest_bytes(state)
     }
+}
+
+fn digest_bytes(state: [u32; 5]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 /// SHA-1 padding (FIPS 180-4 §5.1.1) of the last `tail` (< 64 bytes) of a message of
@@ -180,12 +182,12 @@ mod tests {
 
     #[test]
     fn rfc_2202_vectors() {
-        let k1 = HmacSha1::new(&[0x0b; 20]).unwrap();
+        let k1 = HmacSha1::new(&[0x0b; 20]);
         assert_eq!(
             k1.sign(b"Hi There").to_vec(),
             hex("b617318655057264e28bc0b6fb378c8ef146be00")
         );
-        let k3 = HmacSha1::new(&[0xaa; 20]).unwrap();
+        let k3 = HmacSha1::new(&[0xaa; 20]);
         assert_eq!(
             k3.sign(&[0xdd; 50]).to_vec(),
             hex("125d7342b9ac11cd91a39af48aa17b4f63f175d3")
@@ -197,7 +199,7 @@ mod tests {
     #[test]
     fn same_as_the_hmac_crate_for_every_length() {
         let key: [u8; 20] = std::array::from_fn(|i| i as u8 * 7 + 1);
-        let ours = HmacSha1::new(&key).unwrap();
+        let ours = HmacSha1::new(&key);
         let data: Vec<u8> = (0..300u32).map(|i| (i * 31 % 251) as u8).collect();
         for len in 0..data.len() {
             let mut theirs = hmac::Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();

@@ -50,7 +50,7 @@ pub(crate) fn session_keys(master: &MasterKey) -> Result<SessionKeys, SrtpError>
     let derived = derive_session_keys(master, false)?;
     Ok(SessionKeys {
         cipher: AesCm::new(&derived.cipher_key)?,
-        auth: HmacSha1::new(&derived.auth_key)?,
+        auth: HmacSha1::new(&derived.auth_key),
         salt: derived.salt,
     })
 }
@@ -62,7 +62,7 @@ pub(crate) fn rtcp_session_keys(
     let derived = derive_session_keys(master, true)?;
     Ok(SessionKeys {
         cipher: AesCmOnDemand::new(&derived.cipher_key)?,
-        auth: HmacSha1::new(&derived.auth_key)?,
+        auth: HmacSha1::new(&derived.auth_key),
         salt: derived.salt,
     })
 }
