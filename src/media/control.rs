@@ -1,24 +1,24 @@
 //! Commands from the signaling plane to one relay worker.
 //!
-//! A plain `std::sync::mpsc` channel, a `mio::Waker`, and two flags. Waking a
+//! A plain `std::sync::mpsc` channel, a `mio::Waker`, and a counter. Waking a
 //! sleeping worker costs a context switch on its core (tens of µs of CPU per
-//! call on a VM, where it is an IPI), so only commands that cannot wait wake
-//! it: `Stop` always, `Add` only while the worker sleeps (a new session's
-//! sockets are not polled before it lands). Updates and removals only mark
-//! the queue: the worker applies queued commands after every datagram it
-//! reads and before handling it (a packet sent after an update is read after
-//! the update was queued, so it always sees it), on every wake-up, and at its
-//! sweep, so timers and stats see them within a sweep.
+//! call on a VM, where it is an IPI), so only `Stop` wakes it, and a queue
+//! that has grown to [`WAKE_AFTER`] commands. A new
+//! session's sockets are put in the worker's epoll set by the signaling side
+//! itself, after its `Add` is queued, so the session's first datagram is what
+//! wakes the worker, and it applies the queued `Add` before looking at any
+//! event. Updates and removals only mark the queue: the worker applies queued
+//! commands after every datagram it reads and before handling it (a packet
+//! sent after an update is read after the update was queued, so it always
+//! sees it), on every wake-up, and at its sweep, so timers and stats see them
+//! within a sweep.
 
-use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::media::ports::PairIndex;
 use crate::media::session::{Changes, Session, SessionId, SessionStats};
 
 /// Sockets of a new session, bound by the caller and owned by the worker from
@@ -27,13 +27,14 @@ use crate::media::session::{Changes, Session, SessionId, SessionStats};
 pub(crate) struct SessionSockets {
     /// Indexed by `Port as usize`: Teams, trunk RTP, trunk RTCP.
     pub(crate) sockets: [Option<std::net::UdpSocket>; 3],
-    /// Pairs to hand back to the pools when the session ends.
-    pub(crate) pairs: [(IpAddr, PairIndex); 2],
 }
 
 pub(crate) enum Command {
     Add {
         id: SessionId,
+        /// The worker's slot for it, chosen by the signaling side: its
+        /// sockets are registered under tokens naming this slot.
+        slot: usize,
         session: Box<Session>,
         sockets: SessionSockets,
     },
@@ -48,51 +49,28 @@ pub(crate) enum Command {
     Stop,
 }
 
-impl Command {
-    fn wake(&self) -> Wake {
-        match self {
-            Command::Stop => Wake::Always,
-            Command::Add { .. } => Wake::IfAsleep,
-            Command::Update { .. } | Command::Remove { .. } => Wake::Never,
-        }
-    }
-}
-
-enum Wake {
-    Always,
-    IfAsleep,
-    Never,
-}
-
-/// Flags shared by a worker and its link. Both are read and written SeqCst:
-/// the worker sets `asleep` then reads `pending`, a sender sets `pending` then
-/// reads `asleep`, so at least one of them sees the other and no `Add` waits
-/// for a sweep.
+/// Commands queued since the worker last drained the queue: counted up by a
+/// sender, reset by the worker.
 #[derive(Debug, Default)]
 pub(crate) struct QueueFlags {
-    pending: AtomicBool,
-    asleep: AtomicBool,
+    pending: AtomicUsize,
 }
 
+/// Queued commands after which a sender wakes an idle worker anyway. Each
+/// holds boxed session state (a new session's SRTP contexts are kilobytes)
+/// until the worker takes it: at a few hundred calls/s, a quarter second of
+/// them is megabytes, so they are not left for the sweep. A wake-up per this
+/// many commands costs a small share of one per call.
+const WAKE_AFTER: usize = 16;
+
 impl QueueFlags {
-    /// Called by the worker right before `epoll_wait`; true when commands are
-    /// already waiting (then it must not sleep).
-    pub(crate) fn going_to_sleep(&self) -> bool {
-        self.asleep.store(true, Ordering::SeqCst);
-        self.pending.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn awake(&self) {
-        self.asleep.store(false, Ordering::SeqCst);
-    }
-
-    /// Clears the mark; true when commands were queued since the last call.
+    /// Clears the count; true when commands were queued since the last call.
     /// The worker drains the channel after a true answer, so a command queued
-    /// between the two is drained now or marks the queue again.
+    /// between the two is drained now or counts again.
     pub(crate) fn take_pending(&self) -> bool {
         // A relaxed load first keeps the per-datagram check a plain read of
         // a line nobody writes, except when a command has just come.
-        self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::SeqCst)
+        self.pending.load(Ordering::Relaxed) != 0 && self.pending.swap(0, Ordering::SeqCst) != 0
     }
 }
 
@@ -102,6 +80,7 @@ pub(crate) struct WorkerLink {
     tx: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     flags: Arc<QueueFlags>,
+    registry: Arc<mio::Registry>,
 }
 
 /// The worker has exited (shut down or panicked).
@@ -114,26 +93,32 @@ impl WorkerLink {
         tx: mpsc::Sender<Command>,
         waker: Arc<mio::Waker>,
         flags: Arc<QueueFlags>,
+        registry: mio::Registry,
     ) -> Self {
-        WorkerLink { tx, waker, flags }
+        WorkerLink {
+            tx,
+            waker,
+            flags,
+            registry: Arc::new(registry),
+        }
     }
 
+    /// Queues `cmd`; wakes the worker for `Stop`, and once when
+    /// [`WAKE_AFTER`] commands wait.
     pub(crate) fn send(&self, cmd: Command) -> Result<(), WorkerGone> {
-        let wake = cmd.wake();
+        let stop = matches!(cmd, Command::Stop);
         self.tx.send(cmd).map_err(|_| WorkerGone)?;
-        self.flags.pending.store(true, Ordering::SeqCst);
-        let wake = match wake {
-            Wake::Always => true,
-            Wake::IfAsleep => self.flags.asleep.load(Ordering::SeqCst),
-            Wake::Never => false,
-        };
-        if wake {
-            self.wake().map_err(|_| WorkerGone)?;
+        // SeqCst, and before any registration of the command's sockets: an
+        // event from them is only seen after this count is.
+        let queued = self.flags.pending.fetch_add(1, Ordering::SeqCst) + 1;
+        if stop || queued == WAKE_AFTER {
+            self.waker.wake().map_err(|_| WorkerGone)?;
         }
         Ok(())
     }
 
-    fn wake(&self) -> io::Result<()> {
-        self.waker.wake()
+    /// The worker's epoll set, for registering a new session's sockets.
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
     }
 }

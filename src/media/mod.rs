@@ -17,7 +17,8 @@ pub mod srtp;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 pub use config::{MediaConfig, MediaConfigError};
 pub use counters::MediaCounters;
+use mio::Interest;
+use mio::unix::SourceFd;
 pub use ports::PortError;
 pub use relay::RECV_MAX;
 pub use session::{Direction, DropReason, Forwarding, Leg, SessionError, SessionId, SessionStats};
@@ -32,9 +35,9 @@ use tokio::sync::oneshot;
 
 use control::{Command, QueueFlags, SessionSockets, WorkerLink};
 use counters::WorkerCounters;
-use ports::PortPools;
-use relay::Worker;
-use session::{Changes, Session, SessionTimers};
+use ports::{PairIndex, PortPools};
+use relay::{SlotKeys, Worker};
+use session::{Changes, Port, Session, SessionTimers};
 use srtp::{MasterKey, SrtpContext, SrtpError};
 
 /// What the media plane tells the signaling plane.
@@ -109,13 +112,25 @@ pub enum MediaError {
     Key { id: SessionId, source: SrtpError },
     #[error("media worker {worker} has stopped")]
     WorkerGone { worker: usize },
+    #[error("media session {id}: socket not registered with its worker: {source}")]
+    Register { id: SessionId, source: io::Error },
 }
 
 /// Where a live session is, as known to the signaling side.
 #[derive(Debug, Clone, Copy)]
 struct SessionEntry {
     worker: usize,
+    slot: usize,
+    /// Teams and trunk pairs, handed back to the pools when the session ends (their
+    /// addresses are the configured media addresses).
+    pairs: [PairIndex; 2],
     has_trunk_rtcp_port: bool,
+}
+
+/// Live sessions, and which slots of each worker they hold.
+struct Sessions {
+    by_id: HashMap<SessionId, SessionEntry>,
+    keys: Vec<SlotKeys>,
 }
 
 struct Shared {
@@ -124,9 +139,19 @@ struct Shared {
     links: Vec<WorkerLink>,
     counters: Vec<Arc<WorkerCounters>>,
     pools: Arc<Mutex<PortPools>>,
-    sessions: Mutex<HashMap<SessionId, SessionEntry>>,
+    sessions: Mutex<Sessions>,
     next_worker: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// Puts a session's Teams and trunk port pairs into quarantine.
+    fn release(&self, [teams, trunk]: [PairIndex; 2]) {
+        let now = crate::clock::now();
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.release(self.config.teams_ip, teams, now);
+        pools.release(self.config.trunk_ip, trunk, now);
+    }
 }
 
 /// Handle to the media plane; cheap to clone (one `Arc`).
@@ -157,22 +182,16 @@ impl MediaPlane {
             let start = |source| MediaError::Start { worker, source };
             let poll = mio::Poll::new().map_err(start)?;
             let waker = mio::Waker::new(poll.registry(), relay::WAKER).map_err(start)?;
+            let registry = poll.registry().try_clone().map_err(start)?;
             let (tx, rx) = mpsc::channel();
             let c = Arc::new(WorkerCounters::default());
             let flags = Arc::new(QueueFlags::default());
-            let w = Worker::new(
-                poll,
-                rx,
-                flags.clone(),
-                c.clone(),
-                event_tx.clone(),
-                pools.clone(),
-            );
+            let w = Worker::new(poll, rx, flags.clone(), c.clone(), event_tx.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("media-{worker}"))
                 .spawn(move || w.run())
                 .map_err(start)?;
-            links.push(WorkerLink::new(tx, Arc::new(waker), flags));
+            links.push(WorkerLink::new(tx, Arc::new(waker), flags, registry));
             counters.push(c);
             threads.push(thread);
         }
@@ -186,7 +205,12 @@ impl MediaPlane {
             links,
             counters,
             pools,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions {
+                by_id: HashMap::new(),
+                keys: std::iter::repeat_with(SlotKeys::default)
+                    .take(config.worker_count())
+                    .collect(),
+            }),
             next_worker: AtomicUsize::new(0),
             threads: Mutex::new(threads),
         };
@@ -210,7 +234,7 @@ impl MediaPlane {
     ) -> Result<Allocated, MediaError> {
         let s = &*self.shared;
         let mut sessions = s.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions.contains_key(&id) {
+        if sessions.by_id.contains_key(&id) {
             return Err(MediaError::DuplicateSession { id });
         }
         let now = crate::clock::now();
@@ -225,45 +249,66 @@ impl MediaPlane {
                 }
             }
         };
-        let advertised = |ip: IpAddr, sock: &std::net::UdpSocket| {
-            sock.local_addr()
-                .ok()
-                .map(|a| SocketAddr::new(ip, a.port()))
-        };
         let teams_ip = s.config.teams_advertised_ip();
         let trunk_ip = s.config.trunk_advertised_ip();
         let allocated = Allocated {
-            teams: advertised(teams_ip, &teams.rtp).unwrap_or(SocketAddr::new(teams_ip, 0)),
-            trunk: advertised(trunk_ip, &trunk.rtp).unwrap_or(SocketAddr::new(trunk_ip, 0)),
-            trunk_rtcp: trunk.rtcp.as_ref().and_then(|r| advertised(trunk_ip, r)),
+            teams: SocketAddr::new(teams_ip, teams.port),
+            trunk: SocketAddr::new(trunk_ip, trunk.port),
+            trunk_rtcp: trunk
+                .rtcp
+                .as_ref()
+                .map(|_| SocketAddr::new(trunk_ip, trunk.port.wrapping_add(1))),
         };
         let has_trunk_rtcp_port = trunk.rtcp.is_some();
+        let pairs = [teams.pair, trunk.pair];
         let sockets = SessionSockets {
-            pairs: [
-                (s.config.teams_ip, teams.pair),
-                (s.config.trunk_ip, trunk.pair),
-            ],
             sockets: [Some(teams.rtp), Some(trunk.rtp), trunk.rtcp],
         };
+        let fds = sockets
+            .sockets
+            .each_ref()
+            .map(|s| s.as_ref().map(|s| s.as_raw_fd()));
         let session = Box::new(Session::new(s.timers, trunk_rtcp_mux, has_trunk_rtcp_port));
         let worker = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.links.len();
+        let slot = sessions.keys[worker].take();
         let cmd = Command::Add {
             id,
+            slot,
             session,
             sockets,
         };
-        if s.links[worker].send(cmd).is_err() {
+        let link = &s.links[worker];
+        if link.send(cmd).is_err() {
             // The sockets went down with the command; their pairs wait out
             // the quarantine like any other.
-            let mut pools = s.pools.lock().unwrap_or_else(PoisonError::into_inner);
-            pools.release(s.config.teams_ip, teams.pair, now);
-            pools.release(s.config.trunk_ip, trunk.pair, now);
+            sessions.keys[worker].give_back(slot);
+            s.release(pairs);
             return Err(MediaError::WorkerGone { worker });
         }
-        sessions.insert(
+        // Registered here, after the `Add` is queued, instead of by the worker:
+        // no wake-up per call, and the first datagram finds the `Add` queued
+        // (see `control`). The descriptors stay open: only a later `Remove`
+        // from this side, or the worker stopping, closes them.
+        for (port, fd) in Port::ALL.into_iter().zip(fds) {
+            let Some(fd) = fd else { continue };
+            let token = relay::SocketToken { slot, port }.token();
+            if let Err(source) =
+                link.registry()
+                    .register(&mut SourceFd(&fd), token, Interest::READABLE)
+            {
+                let (reply, _) = oneshot::channel();
+                let _ = link.send(Command::Remove { id, reply });
+                sessions.keys[worker].give_back(slot);
+                s.release(pairs);
+                return Err(MediaError::Register { id, source });
+            }
+        }
+        sessions.by_id.insert(
             id,
             SessionEntry {
                 worker,
+                slot,
+                pairs,
                 has_trunk_rtcp_port,
             },
         );
@@ -304,27 +349,40 @@ impl MediaPlane {
         )
     }
 
-    /// Closes the session's sockets; its ports enter quarantine. The worker
-    /// is not woken for this: it lets go at its next datagram or sweep (at
-    /// most a quarter second). The returned receiver yields the session's
+    /// Closes the session's sockets; its ports enter quarantine now. The
+    /// worker lets go of the session at its next datagram, wake-up or sweep
+    /// (at most a quarter second). The returned receiver yields the session's
     /// figures then (await it, `blocking_recv()` it outside a runtime, or
     /// drop it).
     pub fn destroy_session(
         &self,
         id: SessionId,
     ) -> Result<oneshot::Receiver<SessionStats>, MediaError> {
-        let entry = {
+        let stats = {
             let mut sessions = self
                 .shared
                 .sessions
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            sessions
+            let entry = sessions
+                .by_id
                 .remove(&id)
-                .ok_or(MediaError::UnknownSession { id })?
+                .ok_or(MediaError::UnknownSession { id })?;
+            let (reply, stats) = oneshot::channel();
+            let sent = self.send(entry.worker, Command::Remove { id, reply });
+            // Only once the `Remove` is queued: the worker empties the slot
+            // before it reads an `Add` that reuses it.
+            if let Some(keys) = sessions.keys.get_mut(entry.worker) {
+                keys.give_back(entry.slot);
+            }
+            // The quarantine counts from the end of the call. The worker closes
+            // the sockets at its next datagram, wake-up or sweep (a quarter
+            // second at most), and a port is bound again only when that bind
+            // succeeds.
+            self.shared.release(entry.pairs);
+            sent?;
+            stats
         };
-        let (reply, stats) = oneshot::channel();
-        self.send(entry.worker, Command::Remove { id, reply })?;
         Ok(stats)
     }
 
@@ -360,6 +418,7 @@ impl MediaPlane {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         sessions
+            .by_id
             .get(&id)
             .copied()
             .ok_or(MediaError::UnknownSession { id })

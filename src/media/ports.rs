@@ -83,6 +83,8 @@ impl PortPool {
 #[derive(Debug)]
 pub(crate) struct BoundPair {
     pub(crate) pair: PairIndex,
+    /// The RTP port (RTCP, when bound, is the next one); known without asking the socket.
+    pub(crate) port: u16,
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: Option<UdpSocket>,
 }
@@ -114,7 +116,14 @@ pub(crate) fn bind_pair(
         let pair = pool.take(now).ok_or(PortError::Exhausted { ip })?;
         let port = pool.rtp_port(pair);
         match bind_sockets(ip, port, with_rtcp) {
-            Ok((rtp, rtcp)) => return Ok(BoundPair { pair, rtp, rtcp }),
+            Ok((rtp, rtcp)) => {
+                return Ok(BoundPair {
+                    pair,
+                    port,
+                    rtp,
+                    rtcp,
+                });
+            }
             Err((_, e)) if e.kind() == io::ErrorKind::AddrInUse => pool.release(pair, now),
             Err((addr, source)) => {
                 pool.release(pair, now);
@@ -189,10 +198,12 @@ fn bind_sockets(ip: IpAddr, port: u16, with_rtcp: bool) -> BindResult {
     Ok((rtp, rtcp))
 }
 
+/// A non-blocking socket bound to `addr`: mio opens it with `SOCK_NONBLOCK`, two system
+/// calls where `std` plus `set_nonblocking` takes three (a call binds up to three sockets).
 fn bind_one(addr: SocketAddr) -> Result<UdpSocket, (SocketAddr, io::Error)> {
-    let socket = UdpSocket::bind(addr).map_err(|e| (addr, e))?;
-    socket.set_nonblocking(true).map_err(|e| (addr, e))?;
-    Ok(socket)
+    mio::net::UdpSocket::bind(addr)
+        .map(UdpSocket::from)
+        .map_err(|e| (addr, e))
 }
 
 #[cfg(test)]

@@ -2,35 +2,35 @@
 //!
 //! Per datagram: `recv_from` into the worker's one buffer, apply any queued
 //! commands (one relaxed load when there are none), find the session by the
-//! socket's token (slab index, no hashing), transform in place with
+//! socket's token (slot index, no hashing), transform in place with
 //! [`Session::handle_packet`], `send_to` from the other leg's socket. No lock,
 //! no allocation, no copy. Plain nonblocking sockets: on loopback the kernel
 //! path costs ~2.9 µs per relayed packet and recvmmsg/sendmmsg saved ~5 %, not
 //! worth their per-socket batching with one packet per socket per 20 ms.
 
+mod slots;
 mod token;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll};
-use slab::Slab;
+use mio::{Events, Poll};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::clock;
 use crate::media::MediaEvent;
 use crate::media::control::{Command, QueueFlags, SessionSockets};
 use crate::media::counters::WorkerCounters;
-use crate::media::ports::{PairIndex, PortPools};
 use crate::media::session::{Direction, DropReason, LegEvent, Outcome, Port, Session, SessionId};
 use crate::media::srtp::MAX_TRAILER;
-pub(crate) use token::WAKER;
-use token::{ReadyList, SocketToken};
+pub(crate) use slots::SlotKeys;
+use slots::Slots;
+use token::ReadyList;
+pub(crate) use token::{SocketToken, WAKER};
 
 /// Largest datagram relayed. A datagram that fills this is treated as
 /// truncated and dropped; media packets stay well below one Ethernet MTU.
@@ -48,7 +48,6 @@ struct Slot {
     id: SessionId,
     session: Session,
     sockets: [Option<UdpSocket>; 3],
-    pairs: [(IpAddr, PairIndex); 2],
     /// Socket is already in the ready list (edge-triggered events may repeat).
     queued: [bool; 3],
 }
@@ -60,11 +59,10 @@ pub(crate) struct Worker {
     flags: Arc<QueueFlags>,
     /// A `Stop` was read while relaying; the loop ends at its next turn.
     stopping: bool,
-    slots: Slab<Slot>,
+    slots: Slots<Slot>,
     by_id: HashMap<SessionId, usize>,
     counters: Arc<WorkerCounters>,
     events: tokio::sync::mpsc::Sender<MediaEvent>,
-    pools: Arc<Mutex<PortPools>>,
     buf: Box<[u8]>,
     ready: ReadyList,
 }
@@ -76,18 +74,16 @@ impl Worker {
         flags: Arc<QueueFlags>,
         counters: Arc<WorkerCounters>,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
-        pools: Arc<Mutex<PortPools>>,
     ) -> Self {
         Worker {
             poll,
             commands,
             flags,
             stopping: false,
-            slots: Slab::new(),
+            slots: Slots::default(),
             by_id: HashMap::new(),
             counters,
             events,
-            pools,
             buf: vec![0u8; RECV_MAX + MAX_TRAILER].into_boxed_slice(),
             ready: ReadyList::default(),
         }
@@ -99,16 +95,12 @@ impl Worker {
         let mut next_sweep = clock::now() + SWEEP_EVERY;
         loop {
             let now = clock::now();
-            let mut timeout = if self.ready.is_empty() {
+            let timeout = if self.ready.is_empty() {
                 next_sweep.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
-            if !timeout.is_zero() && self.flags.going_to_sleep() {
-                timeout = Duration::ZERO;
-            }
             let polled = self.poll.poll(&mut events, Some(timeout));
-            self.flags.awake();
             if let Err(e) = polled
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -116,8 +108,9 @@ impl Worker {
                 return;
             }
             let now = clock::now();
-            // On every wake-up, not only on the waker's token: most commands
-            // come without a wake-up and wait for the next one.
+            // On every wake-up, not only on the waker's token, and before the
+            // events: commands come without a wake-up, and an event may be the
+            // first datagram of a session whose `Add` is still queued.
             self.apply_commands(now);
             for ev in &events {
                 if let Some(t) = SocketToken::from_token(ev.token()) {
@@ -227,9 +220,10 @@ impl Worker {
             match self.commands.try_recv() {
                 Ok(Command::Add {
                     id,
+                    slot,
                     session,
                     sockets,
-                }) => self.add(id, *session, sockets),
+                }) => self.add(id, slot, *session, sockets),
                 Ok(Command::Update { id, changes }) => {
                     if let Some(slot) = self.by_id.get(&id).and_then(|&k| self.slots.get_mut(k))
                         && let Err(e) = slot.session.apply(*changes, now)
@@ -238,7 +232,7 @@ impl Worker {
                     }
                 }
                 Ok(Command::Remove { id, reply }) => {
-                    if let Some(stats) = self.remove(id, now) {
+                    if let Some(stats) = self.remove(id) {
                         // The caller may have stopped waiting; nothing to do then.
                         let _ = reply.send(stats);
                     }
@@ -252,59 +246,54 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, id: SessionId, session: Session, sockets: SessionSockets) {
-        let entry = self.slots.vacant_entry();
-        let key = entry.key();
-        let mut slot = Slot {
+    /// The sockets are already in this worker's epoll set under `key`.
+    fn add(&mut self, id: SessionId, key: usize, session: Session, sockets: SessionSockets) {
+        let slot = Slot {
             id,
             session,
             sockets: sockets.sockets.map(|s| s.map(UdpSocket::from_std)),
-            pairs: sockets.pairs,
             queued: [false; 3],
         };
-        for port in Port::ALL {
-            if let Some(sock) = slot.sockets[port as usize].as_mut() {
-                let token = SocketToken { slot: key, port }.token();
-                if let Err(e) = self
-                    .poll
-                    .registry()
-                    .register(sock, token, Interest::READABLE)
-                {
-                    tracing::error!(session = id, error = %e, "media socket registration failed");
-                }
-            }
+        if let Some(old) = self.slots.insert(key, slot) {
+            // Cannot happen while keys come from one `SlotKeys`; if it did,
+            // the session that was there must still close its sockets.
+            tracing::error!(
+                session = id,
+                slot = key,
+                old = old.id,
+                "media slot was taken"
+            );
+            self.by_id.remove(&old.id);
+            Self::release(old);
         }
-        entry.insert(slot);
         self.by_id.insert(id, key);
         self.counters.set_sessions(self.slots.len());
     }
 
-    fn remove(&mut self, id: SessionId, now: Instant) -> Option<crate::media::SessionStats> {
+    fn remove(&mut self, id: SessionId) -> Option<crate::media::SessionStats> {
         let key = self.by_id.remove(&id)?;
-        let mut slot = self.slots.try_remove(key)?;
+        let slot = self.slots.remove(key)?;
         self.ready.forget_slot(key);
-        for sock in slot.sockets.iter_mut().flatten() {
-            // Closing the socket removes it from epoll too; deregistering
-            // first keeps mio's bookkeeping honest.
-            let _ = self.poll.registry().deregister(sock);
-        }
         let stats = slot.session.stats();
-        drop(slot.sockets);
         // Counted before the caller gets the stats: whoever waited for them
         // then sees the session gone from the gauge too.
         self.counters.set_sessions(self.slots.len());
-        // Only now, with the sockets closed, may the ports start their
-        // quarantine.
-        if let Ok(mut pools) = self.pools.lock() {
-            for (ip, pair) in slot.pairs {
-                pools.release(ip, pair, now);
-            }
-        }
+        Self::release(slot);
         Some(stats)
     }
 
+    /// Closes the slot's sockets. Their ports went into quarantine when the
+    /// signaling side ended the session.
+    fn release(slot: Slot) {
+        // No deregistering: epoll forgets a descriptor when its last copy
+        // closes, and these are never duplicated (opened close-on-exec, never
+        // `dup`ed), while mio's epoll registry keeps no state of its own. That
+        // saves an `epoll_ctl` per socket, three per call.
+        drop(slot.sockets);
+    }
+
     fn sweep(&mut self, now: Instant) {
-        for (_, slot) in &mut self.slots {
+        for slot in self.slots.iter_mut() {
             slot.session.handle_timeout(now);
             drain_events(slot, &self.events, &self.counters);
         }

@@ -1,5 +1,5 @@
-//! mio tokens: slab index and socket role packed into one `usize`, so the
-//! session of a ready socket is one slab lookup away.
+//! mio tokens: slot index and socket role packed into one `usize`, so the
+//! session of a ready socket is one index away.
 
 use std::collections::VecDeque;
 
@@ -7,7 +7,7 @@ use mio::Token;
 
 use crate::media::session::Port;
 
-/// Token of the worker's command waker; never a socket (slab indexes stay far
+/// Token of the worker's command waker; never a socket (slot indexes stay far
 /// below `usize::MAX / 4`).
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
@@ -59,7 +59,7 @@ impl ReadyList {
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// A removed session's slab index may be reused: its sockets must not
+    /// A removed session's slot index may be reused: its sockets must not
     /// linger in the list.
     pub(crate) fn forget_slot(&mut self, slot: usize) {
         self.0.retain(|t| t.slot != slot);
