@@ -89,9 +89,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Without `RUST_LOG`: info, except rustls's parsing of a peer's handshake, which warns for
+/// every client that sends an IP address or two names as SNI (stunnel and many SIP clients do);
+/// a warning per connection that the peer caused and the operator cannot act on is noise.
+const DEFAULT_LOG_FILTER: &str = "info,rustls::msgs::handshake=error";
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
