@@ -100,8 +100,7 @@ impl Worker {
             } else {
                 Duration::ZERO
             };
-            let polled = self.poll.poll(&mut events, Some(timeout));
-            if let Err(e) = polled
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 tracing::error!(error = %e, "media worker poll failed; worker stops");
@@ -187,11 +186,9 @@ impl Worker {
                 Err(_) => continue,
             };
             self.counters.received(direction, len);
-            if self.flags.take_pending() {
-                // An update queued before this datagram was sent (a new key,
-                // hold) must apply to it; a removal may take its session.
-                self.drain_commands(now);
-            }
+            // An update queued before this datagram was sent (a new key, hold)
+            // must apply to it; a removal may take its session.
+            self.apply_commands(now);
             let Some(slot) = self.slots.get_mut(t.slot).filter(|s| s.id == id) else {
                 self.counters.dropped(DropReason::NoSession);
                 return true;
