@@ -128,10 +128,12 @@ pub(crate) struct Call {
     pub(crate) b: Leg,
     pub(crate) media: CallMedia,
     /// Leg A's INVITE and its server transaction, answered until the call is set up.
-    pub(crate) a_invite: Request,
+    /// Both INVITEs are boxed: inline they took a sixth of the call for its whole life,
+    /// and after the answer only their Request-URIs are left (`shed_setup_messages`).
+    pub(crate) a_invite: Box<Request>,
     pub(crate) a_invite_tx: TxId,
     /// Leg B's INVITE, kept to retry it at the next Teams proxy.
-    pub(crate) b_invite: Request,
+    pub(crate) b_invite: Box<Request>,
     pub(crate) b_invite_tx: Option<TxId>,
     pub(crate) b_invite_cseq: u32,
     /// Teams proxies still to try, by index (trunk → Teams).
@@ -215,8 +217,8 @@ impl Call {
     /// Once answered, the INVITEs are not needed any more (they served the answers to leg A
     /// and a retry at another proxy); a long call should not hold two full messages.
     pub(crate) fn shed_setup_messages(&mut self) {
-        self.a_invite = Request::new(Method::Invite, self.a_invite.uri.clone());
-        self.b_invite = Request::new(Method::Invite, self.b_invite.uri.clone());
+        *self.a_invite = Request::new(Method::Invite, self.a_invite.uri.clone());
+        *self.b_invite = Request::new(Method::Invite, self.b_invite.uri.clone());
         self.early_answer = None;
         self.pracked = Vec::new();
     }

@@ -14,9 +14,10 @@ pub(crate) struct Dialog {
     pub(crate) local_tag: String,
     /// `None` until the peer's first tagged response (UAC role).
     pub(crate) remote_tag: Option<String>,
-    /// Our From/To, without tag.
-    pub(crate) local: NameAddr,
-    pub(crate) remote: NameAddr,
+    /// Our From/To, printed without tag. Kept printed: they are only ever printed again,
+    /// and parsed they took 200 bytes each inline, four per call, for the call's life.
+    pub(crate) local: Box<str>,
+    pub(crate) remote: Box<str>,
     /// The CSeq of the last request we sent inside the dialog.
     pub(crate) local_cseq: u32,
     /// The highest CSeq the peer used (§12.2.2: lower ones are out of order).
@@ -45,8 +46,8 @@ impl Dialog {
             call_id: invite.headers.call_id().ok()?.to_owned(),
             local_tag,
             remote_tag,
-            local: without_tag(to),
-            remote: without_tag(from),
+            local: printed_without_tag(to),
+            remote: printed_without_tag(from),
             local_cseq: 0,
             remote_cseq: invite.headers.cseq().ok()?.seq,
             remote_target,
@@ -60,8 +61,6 @@ impl Dialog {
 
     /// Kept for the whole call: no spare capacity from parsing.
     fn shrink_to_fit(&mut self) {
-        self.local.shrink_to_fit();
-        self.remote.shrink_to_fit();
         self.remote_target.shrink_to_fit();
     }
 
@@ -78,8 +77,8 @@ impl Dialog {
             call_id,
             local_tag,
             remote_tag: None,
-            local,
-            remote,
+            local: printed_without_tag(local),
+            remote: printed_without_tag(remote),
             local_cseq: 0,
             remote_cseq: 0,
             remote_target: target,
@@ -170,12 +169,12 @@ impl Dialog {
     }
 }
 
-pub(crate) fn without_tag(mut n: NameAddr) -> NameAddr {
+fn printed_without_tag(mut n: NameAddr) -> Box<str> {
     n.params.retain(|(k, _)| !k.eq_ignore_ascii_case("tag"));
-    n
+    n.to_string().into_boxed_str()
 }
 
-pub(crate) fn with_tag(n: &NameAddr, tag: Option<&str>) -> String {
+fn with_tag(n: &str, tag: Option<&str>) -> String {
     match tag {
         Some(t) => format!("{n};tag={t}"),
         None => n.to_string(),

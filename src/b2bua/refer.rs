@@ -58,13 +58,9 @@ impl B2bua {
         let fqdn = call.tenant.clone();
         let teams_port = self.local.teams_port;
         let other = leg.other();
-        let party = call
-            .leg(other)
-            .dialog
-            .remote
-            .uri
-            .user
-            .clone()
+        let party = NameAddr::parse(&call.leg(other).dialog.remote, "To")
+            .ok()
+            .and_then(|n| n.uri.user)
             .unwrap_or_default();
         let call_id = self.token(24);
         let tag = self.token(10);

@@ -343,7 +343,7 @@ impl B2bua {
         // A new transaction, same dialog identifiers, next CSeq (§8.1.3.5 allows the retry).
         call.b.dialog.local_cseq += 1;
         call.b_invite_cseq = call.b.dialog.local_cseq;
-        let mut req = call.b_invite.clone();
+        let mut req = (*call.b_invite).clone();
         let mut uri = req.uri.clone();
         uri.host = crate::sip::message::Host::Domain(proxy.host.clone());
         uri.port = Some(proxy.port);
@@ -351,7 +351,7 @@ impl B2bua {
         call.b.dialog.remote_target = uri;
         req.headers
             .set("CSeq", format!("{} INVITE", call.b_invite_cseq));
-        call.b_invite = req.clone();
+        *call.b_invite = req.clone();
         call.b_invite_tx = None;
         call.provisional_seen = false;
         call.failover_at = Some(now + timeout);

@@ -94,22 +94,24 @@ impl<T: HasSsrc + Copy + Default> SsrcTable<T> {
         Ok(&mut self.entries[at])
     }
 
-    /// The state for `ssrc` without claiming a slot, or `fresh` if it is new and there is
-    /// room: a receiver keeps state only for SSRCs whose packets authenticated.
-    fn peek(&self, ssrc: u32, fresh: impl FnOnce() -> T) -> Result<T, SrtpError> {
+    /// The state for `ssrc` and where it goes back, without claiming a slot: `fresh` if
+    /// it is new and there is room, since a receiver keeps state only for SSRCs whose
+    /// packets authenticated.
+    fn peek(&self, ssrc: u32, fresh: impl FnOnce() -> T) -> Result<(T, usize), SrtpError> {
         match self.position(ssrc) {
-            Some(at) => Ok(self.entries[at]),
-            None if self.len < SSRC_CAPACITY => Ok(fresh()),
+            Some(at) => Ok((self.entries[at], at)),
+            None if self.len < SSRC_CAPACITY => Ok((fresh(), self.len)),
             None => Err(SrtpError::SsrcTableFull {
                 capacity: SSRC_CAPACITY,
             }),
         }
     }
 
-    fn store(&mut self, state: T) -> Result<(), SrtpError> {
-        let slot = self.slot(state.ssrc(), || state)?;
-        *slot = state;
-        Ok(())
+    /// Put back what [`Self::peek`] gave, at the place it named (nothing was claimed in
+    /// between: the context is borrowed mutably for the whole packet).
+    fn store(&mut self, state: T, at: usize) {
+        self.entries[at] = state;
+        self.len = self.len.max(at + 1);
     }
 }
 
@@ -231,7 +233,7 @@ impl SrtpContext {
         let header_len = rtp_header_len(&buf[..auth_end])?;
         self.check_mki(&buf[auth_end..auth_end + self.mki_len()])?;
         let (ssrc, seq) = rtp_ssrc_seq(buf);
-        let mut stream = self.rtp.peek(ssrc, || RtpStream {
+        let (mut stream, slot) = self.rtp.peek(ssrc, || RtpStream {
             ssrc,
             ..RtpStream::default()
         })?;
@@ -248,7 +250,7 @@ impl SrtpContext {
             &mut buf[header_len..auth_end],
         )?;
         stream.window.record(index);
-        self.rtp.store(stream)?;
+        self.rtp.store(stream, slot);
         Ok(auth_end)
     }
 
@@ -317,7 +319,7 @@ impl SrtpContext {
         ]);
         let index = word & MAX_RTCP_INDEX;
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let mut stream = self.rtcp.peek(ssrc, || RtcpStream {
+        let (mut stream, slot) = self.rtcp.peek(ssrc, || RtcpStream {
             ssrc,
             ..RtcpStream::default()
         })?;
@@ -325,11 +327,7 @@ impl SrtpContext {
 
         let keys = &self.rtcp_keys;
         let tag = keys.auth.sign(&buf[..auth_end]);
-        aws_lc_rs::constant_time::verify_slices_are_equal(
-            &tag[..tag_len],
-            &buf[buf.len() - tag_len..],
-        )
-        .map_err(|_| SrtpError::AuthFailed)?;
+        tags_match(&tag[..tag_len], &buf[buf.len() - tag_len..])?;
         // §3.4: E = 0 means the sender did not encrypt, which only UNENCRYPTED_SRTCP
         // (RFC 4568 §6.3.2) allows; we never negotiate it.
         if word & E_FLAG == 0 {
@@ -340,7 +338,7 @@ impl SrtpContext {
             &mut buf[RTCP_HEADER_LEN..rtcp_end],
         )?;
         stream.window.record(u64::from(index));
-        self.rtcp.store(stream)?;
+        self.rtcp.store(stream, slot);
         Ok(rtcp_end)
     }
 
@@ -366,8 +364,18 @@ fn verify_tag(
     buf[auth_end..auth_end + 4].copy_from_slice(&roc);
     let tag = auth.sign(&buf[..auth_end + 4]);
     buf[auth_end..auth_end + 4].copy_from_slice(&saved);
-    aws_lc_rs::constant_time::verify_slices_are_equal(&tag[..received.len()], received)
-        .map_err(|_| SrtpError::AuthFailed)
+    tags_match(&tag[..received.len()], received)
+}
+
+/// Constant-time tag comparison, inlined (`subtle`): a call into aws-lc's `CRYPTO_memcmp`
+/// cost more than the ten bytes it compares.
+fn tags_match(computed: &[u8], received: &[u8]) -> Result<(), SrtpError> {
+    use subtle::ConstantTimeEq;
+    if bool::from(computed.ct_eq(received)) {
+        Ok(())
+    } else {
+        Err(SrtpError::AuthFailed)
+    }
 }
 
 /// RFC 3550 §5.1 header length: fixed part, CSRCs and (RFC 8285) the extension, all of

@@ -28,8 +28,9 @@ impl AesCm {
     /// 128-bit big-endian counter, as §4.1.1 defines it (the IV ends in two zero octets and
     /// a packet is far shorter than 2^16 blocks, so only the low 16 bits ever move).
     pub(crate) fn apply_keystream(&self, iv: [u8; 16], data: &mut [u8]) -> Result<(), SrtpError> {
-        let core = CtrCore::<Aes128Enc, Ctr128BE>::inner_iv_init(self.cipher.clone(), &iv.into());
-        ctr::Ctr128BE::<Aes128Enc>::from_core(core)
+        // By reference: the expanded schedule is ~720 bytes, too much to copy per packet.
+        let core = CtrCore::<&Aes128Enc, Ctr128BE>::inner_iv_init(&self.cipher, &iv.into());
+        ctr::Ctr128BE::<&Aes128Enc>::from_core(core)
             .try_apply_keystream(data)
             .map_err(|_| SrtpError::Crypto)
     }
@@ -143,19 +144,17 @@ fn digest_bytes(state: [u32; 5]) -> [u8; 20] {
 /// SHA-1 padding (FIPS 180-4 §5.1.1) of the last `tail` (< 64 bytes) of a message of
 /// `total` bytes, compressed into `state`.
 fn finish(state: &mut [u32; 5], tail: &[u8], total: usize) {
-    let mut last = [0u8; 2 * BLOCK];
-    last[..tail.len()].copy_from_slice(tail);
-    last[tail.len()] = 0x80;
-    let end = if tail.len() + 9 <= BLOCK {
-        BLOCK
-    } else {
-        2 * BLOCK
-    };
-    let bits = (total as u64).wrapping_mul(8);
-    last[end - 8..end].copy_from_slice(&bits.to_be_bytes());
-    for block in last[..end].chunks_exact(BLOCK) {
-        compress_block(state, block);
+    let mut block = [0u8; BLOCK];
+    block[..tail.len()].copy_from_slice(tail);
+    block[tail.len()] = 0x80;
+    if tail.len() + 9 > BLOCK {
+        // No room for the length: it goes in a block of its own.
+        compress_block(state, &block);
+        block = [0u8; BLOCK];
     }
+    let bits = (total as u64).wrapping_mul(8);
+    block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+    compress_block(state, &block);
 }
 
 impl Drop for HmacSha1 {

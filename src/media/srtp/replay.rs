@@ -6,16 +6,26 @@ use super::SrtpError;
 /// too; RFC 3711 asks for at least 64.
 pub(crate) const WINDOW: u64 = 128;
 
-/// Bit `i` of `mask` records index `max - i`. An empty mask means nothing was received.
+/// Bit `i` of the mask records index `max - i`. An empty mask means nothing was received.
+/// The 128-bit mask is kept as two words: a `u128` field aligns the window to 16 bytes,
+/// which padded every SSRC slot (eight per context) from 32 to 48 bytes.
 #[derive(Clone, Copy, Default, Debug)]
 pub(crate) struct ReplayWindow {
     max: u64,
-    mask: u128,
+    mask: [u64; 2],
 }
 
 impl ReplayWindow {
+    fn mask(&self) -> u128 {
+        (u128::from(self.mask[1]) << 64) | u128::from(self.mask[0])
+    }
+
+    fn set_mask(&mut self, mask: u128) {
+        self.mask = [mask as u64, (mask >> 64) as u64];
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.mask == 0
+        self.mask == [0, 0]
     }
 
     /// The highest index received, if any.
@@ -33,7 +43,7 @@ impl ReplayWindow {
         if behind >= WINDOW {
             return Err(SrtpError::TooOld { index });
         }
-        if self.mask & (1u128 << behind) != 0 {
+        if self.mask() & (1u128 << behind) != 0 {
             return Err(SrtpError::Replayed { index });
         }
         Ok(())
@@ -42,19 +52,19 @@ impl ReplayWindow {
     pub(crate) fn record(&mut self, index: u64) {
         if self.is_empty() {
             self.max = index;
-            self.mask = 1;
+            self.set_mask(1);
         } else if index > self.max {
             let ahead = index - self.max;
-            self.mask = if ahead >= WINDOW {
+            self.set_mask(if ahead >= WINDOW {
                 1
             } else {
-                (self.mask << ahead) | 1
-            };
+                (self.mask() << ahead) | 1
+            });
             self.max = index;
         } else {
             let behind = self.max - index;
             if behind < WINDOW {
-                self.mask |= 1u128 << behind;
+                self.set_mask(self.mask() | (1u128 << behind));
             }
         }
     }

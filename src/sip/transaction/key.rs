@@ -19,15 +19,21 @@ pub enum TransactionKey {
         method: Method,
     },
     /// A peer without the magic cookie (RFC 2543), matched as §17.2.3's last paragraph says.
-    Rfc2543 {
-        request_uri: String,
-        to_tag: Option<String>,
-        from_tag: Option<String>,
-        call_id: String,
-        cseq: u32,
-        top_via: String,
-        method: Method,
-    },
+    /// Boxed: such peers are rare, and inline these fields would almost double every key, of
+    /// which each transaction keeps two (its table entry and the lookup map).
+    Rfc2543(Box<Rfc2543Key>),
+}
+
+/// The fields an RFC 2543 request is matched by (§17.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rfc2543Key {
+    pub request_uri: String,
+    pub to_tag: Option<String>,
+    pub from_tag: Option<String>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub top_via: String,
+    pub method: Method,
 }
 
 /// The parts of a received request a server key is built from, as the owner parsed them.
@@ -68,7 +74,7 @@ impl TransactionKey {
                 sent_by: fields.sent_by.to_ascii_lowercase(),
                 method,
             },
-            _ => TransactionKey::Rfc2543 {
+            _ => TransactionKey::Rfc2543(Box::new(Rfc2543Key {
                 request_uri: fields.request_uri.to_owned(),
                 to_tag: fields.to_tag.map(str::to_owned),
                 from_tag: fields.from_tag.map(str::to_owned),
@@ -76,7 +82,7 @@ impl TransactionKey {
                 cseq: fields.cseq,
                 top_via: fields.top_via.to_owned(),
                 method,
-            },
+            })),
         }
     }
 
@@ -98,9 +104,8 @@ impl TransactionKey {
         }
         let mut target = self.clone();
         match &mut target {
-            TransactionKey::Rfc3261 { method, .. } | TransactionKey::Rfc2543 { method, .. } => {
-                *method = Method::Invite;
-            }
+            TransactionKey::Rfc3261 { method, .. } => *method = Method::Invite,
+            TransactionKey::Rfc2543(key) => key.method = Method::Invite,
         }
         Some(target)
     }
@@ -108,9 +113,8 @@ impl TransactionKey {
     /// The transaction's method (INVITE for an ACK's server key).
     pub fn method(&self) -> &Method {
         match self {
-            TransactionKey::Rfc3261 { method, .. } | TransactionKey::Rfc2543 { method, .. } => {
-                method
-            }
+            TransactionKey::Rfc3261 { method, .. } => method,
+            TransactionKey::Rfc2543(key) => &key.method,
         }
     }
 
@@ -122,14 +126,11 @@ impl TransactionKey {
     /// widens matching for a peer that invents tags.
     pub(crate) fn rfc2543_ack_fallback(&self) -> Option<TransactionKey> {
         match self {
-            TransactionKey::Rfc2543 {
-                to_tag: Some(_), ..
-            } => {
-                let mut initial = self.clone();
-                if let TransactionKey::Rfc2543 { to_tag, .. } = &mut initial {
-                    *to_tag = None;
-                }
-                Some(initial)
+            TransactionKey::Rfc2543(key) if key.to_tag.is_some() => {
+                Some(TransactionKey::Rfc2543(Box::new(Rfc2543Key {
+                    to_tag: None,
+                    ..(**key).clone()
+                })))
             }
             _ => None,
         }
@@ -172,7 +173,7 @@ mod tests {
         for branch in [None, Some("1234abcd"), Some("z9hg4bkabc")] {
             let key = TransactionKey::server(&fields(&Method::Options, branch));
             assert!(
-                matches!(key, TransactionKey::Rfc2543 { cseq: 1, .. }),
+                matches!(&key, TransactionKey::Rfc2543(k) if k.cseq == 1),
                 "{branch:?} gave {key:?}"
             );
         }

@@ -47,7 +47,7 @@ use bytes::Bytes;
 
 pub use invite_client::{InviteClient, InviteClientState};
 pub use invite_server::{AckRouting, InviteServer, InviteServerState};
-pub use key::{MAGIC_COOKIE, RequestFields, TransactionKey};
+pub use key::{MAGIC_COOKIE, RequestFields, Rfc2543Key, TransactionKey};
 pub use non_invite_client::{NonInviteClient, NonInviteClientState};
 pub use non_invite_server::{NonInviteServer, NonInviteServerState};
 pub use table::{ServerDisposition, TransactionKind, Transactions, TxId};

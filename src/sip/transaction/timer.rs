@@ -184,39 +184,61 @@ impl Timer {
     ];
 }
 
-/// One deadline slot per [`Timer`] (quinn-proto's `connection/timer.rs` pattern): a machine's
-/// next wake-up is the earliest set slot, and stopping a timer is clearing its slot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TimerTable([Option<Instant>; Timer::COUNT]);
+/// Timers a single machine runs: each uses four of the twelve (see [`Timer`]).
+const PER_MACHINE: usize = 4;
+
+/// A machine's running timers, as (deadline, timer) slots (after quinn-proto's
+/// `connection/timer.rs`, one slot per timer): the next wake-up is the earliest slot, and
+/// stopping a timer is clearing its slot. Four slots rather than one per [`Timer`]: a slot
+/// is 24 bytes, and every transaction (two per call for 32 s after its answer, RFC 6026)
+/// carries a table.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TimerTable([Option<(Instant, Timer)>; PER_MACHINE]);
 
 impl TimerTable {
     pub(crate) fn set(&mut self, timer: Timer, deadline: Instant) {
-        self.0[timer as usize] = Some(deadline);
+        let at = self
+            .position(timer)
+            .or_else(|| self.0.iter().position(Option::is_none));
+        debug_assert!(at.is_some(), "a machine runs at most {PER_MACHINE} timers");
+        // Unreachable with the four machines; were it reached, a release build overwrites
+        // the last slot rather than stop the process.
+        let at = at.unwrap_or(PER_MACHINE - 1);
+        self.0[at] = Some((deadline, timer));
+    }
+
+    fn position(&self, timer: Timer) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|slot| matches!(slot, Some((_, t)) if *t == timer))
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.0[timer as usize]
+        self.0[self.position(timer)?].map(|(at, _)| at)
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
-        self.0[timer as usize] = None;
+        if let Some(at) = self.position(timer) {
+            self.0[at] = None;
+        }
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.0 = [None; Timer::COUNT];
+        self.0 = [None; PER_MACHINE];
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
+        self.0.iter().flatten().map(|&(at, _)| at).min()
     }
 
     /// The timer that expired first at or before `now`; ties go to the earlier letter.
     pub(crate) fn first_expired(&self, now: Instant) -> Option<Timer> {
-        Timer::ALL
-            .into_iter()
-            .filter_map(|t| self.get(t).filter(|&at| at <= now).map(|at| (at, t)))
-            .min_by_key(|&(at, t)| (at, t as usize))
-            .map(|(_, t)| t)
+        self.0
+            .iter()
+            .flatten()
+            .filter(|&&(at, _)| at <= now)
+            .min_by_key(|&&(at, t)| (at, t as usize))
+            .map(|&(_, t)| t)
     }
 
     /// Clears and returns the first expired timer. Machines call this in a loop bounded by
