@@ -520,3 +520,63 @@ fn ten_thousand_sessions_leave_no_port_and_no_memory_behind() {
     );
     plane.shutdown();
 }
+
+/// TDR-XFR-03: while Teams transfers the call, the trunk hears ringback made by the SBC: a
+/// G.711 stream of its own (new SSRC, marker on the first packet) every 20 ms, which stops
+/// when the transfer is answered.
+#[test]
+fn ringback_reaches_the_trunk_while_a_transfer_rings_and_stops_after() {
+    use drawbridge::media::tone::{G711, RingbackUpdate};
+    let call = Call::new(
+        &config(21700, 21799),
+        SrtpProfile::AesCm128HmacSha1_80,
+        true,
+    );
+    let ringback = |update| SessionUpdate {
+        ringback: Some(update),
+        ..SessionUpdate::default()
+    };
+    call.plane
+        .update_session(1, ringback(RingbackUpdate::Start(G711::Ulaw)))
+        .unwrap();
+    // 25 packets are half a second of tone: with 20 ms pacing they cannot come faster
+    // than ~480 ms, and the first is due at the worker's next turn (a quarter second at most).
+    let started = drawbridge::clock::now();
+    let packets: Vec<Vec<u8>> = (0..25).map(|_| recv(&call.trunk)).collect();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400),
+        "paced, not a burst: {took:?}"
+    );
+    let first = &packets[0];
+    assert_eq!(first.len(), 12 + 160);
+    assert_eq!(first[1], 0x80, "PCMU with the marker on the first packet");
+    let ssrc = &first[8..12];
+    for (i, p) in packets.iter().enumerate().skip(1) {
+        assert_eq!(p[1], 0, "PCMU");
+        assert_eq!(&p[8..12], ssrc, "one stream");
+        let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+        assert_eq!(seq(p), seq(&packets[i - 1]).wrapping_add(1));
+        let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        assert_eq!(ts(p), ts(&packets[i - 1]).wrapping_add(160));
+    }
+    assert!(
+        packets.iter().all(|p| p[12..].iter().any(|&b| b != 0xff)),
+        "the first second is tone, not μ-law silence"
+    );
+
+    call.plane
+        .update_session(1, ringback(RingbackUpdate::Stop))
+        .unwrap();
+    // Packets already on their way are read off; then the stream must end.
+    let mut ended = false;
+    for _ in 0..30 {
+        if nothing_arrives(&call.trunk) {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "ringback stops after the transfer is answered");
+    assert!(call.plane.counters().ringback_packets >= 25);
+    call.plane.shutdown();
+}

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::media::sdes::CryptoAttribute;
 use crate::media::srtp::SrtpProfile;
+use crate::media::tone::{G711, RingbackUpdate};
 use crate::media::{Allocated, Forwarding, MediaError, MediaPlane, SessionId, SessionUpdate};
 use crate::sdp::{
     CodecPolicy, Direction, LegMedia, OriginState, RewriteError, SessionDescription,
@@ -251,6 +252,41 @@ impl CallMedia {
                 .map(Some)
                 .map_err(|_| BridgeError::NoOffer),
         }
+    }
+
+    /// Starts or stops ringback toward the trunk (TDR-XFR-03). A trunk without G.711 in
+    /// its SDP gets none; either way the transfer goes on.
+    pub(crate) fn ringback(&self, plane: &MediaPlane, on: bool) {
+        let update = if on {
+            match self.trunk_g711() {
+                Some(law) => RingbackUpdate::Start(law),
+                None => {
+                    tracing::debug!(call = self.id, "no G.711 toward the trunk: no ringback");
+                    return;
+                }
+            }
+        } else {
+            RingbackUpdate::Stop
+        };
+        let update = SessionUpdate {
+            ringback: Some(update),
+            ..SessionUpdate::default()
+        };
+        if let Err(e) = plane.update_session(self.id, update) {
+            tracing::warn!(call = self.id, error = %e, "ringback not changed");
+        }
+    }
+
+    /// The G.711 law a ringback toward the trunk is sent in: the first PCMU or PCMA the
+    /// trunk listed in its last SDP (RFC 3264 §6.1: any format of that list may be sent to
+    /// it). None if it listed neither: we do not encode other codecs.
+    pub(crate) fn trunk_g711(&self) -> Option<G711> {
+        let sdp = self.trunk_said().ok()??;
+        let audio = &sdp.media[sdp.first_active_audio()?];
+        audio
+            .formats
+            .iter()
+            .find_map(|f| f.parse::<u8>().ok().and_then(G711::from_payload_type))
     }
 
     /// The offer for a transfer's new Teams dialog, made from what the trunk's party last

@@ -179,8 +179,9 @@ impl B2bua {
             100 => {}
             101..=199 => {
                 t.new_leg.dialog.update_from_response(&rsp);
-                // TDR-XFR-03 asks for ringback toward the held party; a confirmed dialog has no
-                // provisional to carry it, and we generate no tones (documented gap).
+                // TDR-XFR-03: the held party hears the new party ring. Its dialog is confirmed,
+                // so no provisional can carry that: the media plane plays ringback to it.
+                call.media.ringback(&plane, true);
                 self.notify(key, &frag, false);
             }
             200..=299 => {
@@ -198,6 +199,8 @@ impl B2bua {
                 let Some(call) = self.calls.get_mut(&key) else {
                     return;
                 };
+                // Before the new answer's media: the trunk hears the new party, not the tone.
+                call.media.ringback(&plane, false);
                 if let SdpBody::Sdp(sd) = sdp_of(&rsp.headers, &rsp.body) {
                     if let Err(e) =
                         call.media
@@ -232,6 +235,7 @@ impl B2bua {
                 );
             }
             _ => {
+                call.media.ringback(&plane, false);
                 call.media.abandon_offer();
                 call.transfer = None;
                 self.notify(key, &frag, true);

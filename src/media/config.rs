@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tone::RingbackTone;
+
 /// Media plane settings, embedded by the lead config as the `[media]` table.
 ///
 /// ```toml
@@ -18,6 +20,7 @@ use serde::Deserialize;
 /// timeout_s = 60
 /// quarantine_s = 5
 /// relatch_after_ms = 2000
+/// ringback = "eu"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +65,11 @@ pub struct MediaConfig {
     /// are counted and dropped instead of blocking a worker.
     #[serde(default = "default_event_capacity")]
     pub event_capacity: usize,
+    /// Ringing tone played to the trunk while Teams transfers the call
+    /// (TDR-XFR-03): "eu" (425 Hz, 1 s on, 4 s off), "na" (440 + 480 Hz,
+    /// 2 s on, 4 s off) or "off".
+    #[serde(default)]
+    pub ringback: RingbackTone,
 }
 
 fn default_port_min() -> u16 {
@@ -100,6 +108,7 @@ impl Default for MediaConfig {
             quarantine_s: default_quarantine_s(),
             relatch_after_ms: default_relatch_after_ms(),
             event_capacity: default_event_capacity(),
+            ringback: RingbackTone::default(),
         }
     }
 }

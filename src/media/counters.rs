@@ -23,6 +23,7 @@ pub(crate) struct WorkerCounters {
     drops: [AtomicU64; REASONS],
     sessions: AtomicU64,
     events_dropped: AtomicU64,
+    ringback_packets: AtomicU64,
 }
 
 /// Adds `n` to a counter this thread alone writes.
@@ -56,6 +57,10 @@ impl WorkerCounters {
     pub(crate) fn event_dropped(&self) {
         bump(&self.events_dropped, 1);
     }
+
+    pub(crate) fn ringback_sent(&self) {
+        bump(&self.ringback_packets, 1);
+    }
 }
 
 /// Sum over all workers at one moment (each worker's figures may be one packet
@@ -73,6 +78,8 @@ pub struct MediaCounters {
     pub ports_in_use: u64,
     /// Events lost because the channel to the signaling plane was full.
     pub events_dropped: u64,
+    /// Ringback packets the SBC made and sent to trunks (TDR-XFR-03).
+    pub ringback_packets: u64,
 }
 
 impl MediaCounters {
@@ -97,6 +104,7 @@ impl MediaCounters {
             add(&mut m.drops, &w.drops);
             m.sessions_active += w.sessions.load(Relaxed);
             m.events_dropped += w.events_dropped.load(Relaxed);
+            m.ringback_packets += w.ringback_packets.load(Relaxed);
         }
         m
     }
@@ -146,6 +154,8 @@ impl MediaCounters {
                 .absolute(self.drops[r as usize]);
         }
         metrics::counter!("drawbridge_media_events_dropped_total").absolute(self.events_dropped);
+        metrics::counter!("drawbridge_media_ringback_packets_total")
+            .absolute(self.ringback_packets);
         metrics::gauge!("drawbridge_media_sessions_active").set(self.sessions_active as f64);
         metrics::gauge!("drawbridge_media_ports_in_use").set(self.ports_in_use as f64);
     }

@@ -14,6 +14,7 @@ mod relay;
 pub mod sdes;
 pub mod session;
 pub mod srtp;
+pub mod tone;
 
 use std::collections::HashMap;
 use std::io;
@@ -91,6 +92,8 @@ pub struct SessionUpdate {
     pub teams_outbound_key: Option<MasterKey>,
     /// Hold/resume: which directions relay RTP.
     pub forwarding: Option<Forwarding>,
+    /// Ringback toward the trunk during a transfer (TDR-XFR-03).
+    pub ringback: Option<tone::RingbackUpdate>,
 }
 
 /// Why a media plane call failed.
@@ -339,6 +342,7 @@ impl MediaPlane {
             teams_inbound: context(update.teams_inbound_key)?,
             teams_outbound: context(update.teams_outbound_key)?,
             forwarding: update.forwarding,
+            ringback: update.ringback.and_then(|r| self.ringback_change(r)),
         };
         self.send(
             entry.worker,
@@ -409,6 +413,29 @@ impl MediaPlane {
     /// without stats.
     pub fn shutdown(self) {
         self.shared.stop();
+    }
+
+    /// A ringback start gets the configured tone and a fresh stream: random SSRC, first
+    /// sequence number and timestamp (RFC 3550 §5.1). None when ringback is off.
+    fn ringback_change(&self, update: tone::RingbackUpdate) -> Option<session::RingbackChange> {
+        let law = match update {
+            tone::RingbackUpdate::Stop => return Some(session::RingbackChange::Stop),
+            tone::RingbackUpdate::Start(law) => law,
+        };
+        let mut ids = [0u8; 10];
+        if aws_lc_rs::rand::fill(&mut ids).is_err() {
+            tracing::warn!("no random numbers for a ringback stream; no ringback played");
+            return None;
+        }
+        let [a, b, c, d, e, f, g, h, i, j] = ids;
+        tone::Ringback::new(
+            self.shared.config.ringback,
+            law,
+            u32::from_be_bytes([a, b, c, d]),
+            u16::from_be_bytes([e, f]),
+            u32::from_be_bytes([g, h, i, j]),
+        )
+        .map(session::RingbackChange::Start)
     }
 
     fn entry(&self, id: SessionId) -> Result<SessionEntry, MediaError> {

@@ -15,6 +15,7 @@ use stats::SeqTracker;
 pub use stats::{DirectionStats, SessionStats};
 
 use crate::media::srtp::{self, SrtpContext, SrtpError};
+use crate::media::tone::Ringback;
 
 /// Caller-chosen identifier of a session (the B2BUA's call handle).
 pub type SessionId = u64;
@@ -212,6 +213,16 @@ pub struct Changes {
     pub teams_outbound: Option<SrtpContext>,
     /// Hold/resume.
     pub forwarding: Option<Forwarding>,
+    /// Ringback toward the trunk during a transfer.
+    pub ringback: Option<RingbackChange>,
+}
+
+/// Starts or stops the ringback stream toward the trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingbackChange {
+    /// Play this stream; a session already ringing keeps its stream.
+    Start(Ringback),
+    Stop,
 }
 
 /// Why [`Session::apply`] refused changes.
@@ -247,6 +258,8 @@ pub struct Session {
     /// Fixed-size so raising an event never allocates; the worker drains it
     /// after every call.
     events: [Option<LegEvent>; 4],
+    /// The tone the worker plays to the trunk while this is set.
+    ringback: Option<Ringback>,
 }
 
 impl Session {
@@ -267,6 +280,7 @@ impl Session {
             stats: SessionStats::default(),
             seq: [SeqTracker::default(); 2],
             events: [None; 4],
+            ringback: None,
         }
     }
 
@@ -304,7 +318,27 @@ impl Session {
         if let Some(f) = changes.forwarding {
             self.forwarding = f;
         }
+        match changes.ringback {
+            Some(RingbackChange::Start(stream)) => {
+                // Each 18x of the transfer asks again; the stream goes on unbroken.
+                self.ringback.get_or_insert(stream);
+            }
+            Some(RingbackChange::Stop) => self.ringback = None,
+            None => {}
+        }
         Ok(())
+    }
+
+    pub fn is_ringing(&self) -> bool {
+        self.ringback.is_some()
+    }
+
+    /// The next 20 ms of ringback written into `buf`, with where to send it (the trunk's RTP
+    /// address). None when not ringing or the trunk's address is not known.
+    pub fn ringback_packet(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let to = self.trunk_rtp.destination()?;
+        let len = self.ringback.as_mut()?.next_packet(buf)?;
+        Some((to, len))
     }
 
     fn arm(&mut self, leg: Leg, now: Instant) {
@@ -390,7 +424,8 @@ impl Session {
         self.heard(Leg::Teams, now);
         let d = Direction::TeamsToTrunk;
         self.count_in(d, len, rtcp, &buf[..plain_len]);
-        if !rtcp && !self.forwarding.teams_to_trunk {
+        // While ringback plays, the trunk hears only the tone, not two streams at once.
+        if !rtcp && (!self.forwarding.teams_to_trunk || self.ringback.is_some()) {
             return Outcome::Drop(DropReason::OnHold);
         }
         let (via, to) = if rtcp && !self.trunk_rtcp_mux {

@@ -4,7 +4,8 @@
 use super::*;
 
 #[test]
-fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xfr_02() {
+fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_call_on_200_tdr_xfr_02_03()
+ {
     let mut h = Harness::new("");
     let (call, _, ok) = confirmed_call(&mut h);
     let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
@@ -58,6 +59,31 @@ fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xf
     assert!(!raw.contains("Replaces"), "TDR-INV-19: {raw}");
     let sdp = SessionDescription::from_bytes(&invite.body).unwrap();
     assert_eq!(sdp.media[0].proto, "RTP/SAVP");
+    // TDR-XFR-03: while the new party rings, the media plane plays ringback to the trunk
+    // (in PCMU, the trunk's codec), and stops once the transfer is answered.
+    h.b2bua.on_response(
+        call,
+        LegId::A,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 180, "new1", None),
+        h.now,
+    );
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(
+        a,
+        Action::Request { request, purpose: Purpose::Notify, .. }
+            if request.body.starts_with(b"SIP/2.0 180 ")
+    )));
+    let ringback = |h: &Harness| h.b2bua.media.counters().ringback_packets;
+    // At most 3 s: the first packet is due at the worker's next turn.
+    for _ in 0..150 {
+        if ringback(&h) >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ringback(&h) >= 5, "ringback packets sent while ringing");
     // The new party answers; the call continues on the new dialog.
     let answer = TEAMS_SDP
         .replace("o=- 1 1", "o=- 9 1")
@@ -85,6 +111,17 @@ fn refer_from_teams_invites_the_refer_to_target_and_moves_the_call_on_200_tdr_xf
         .unwrap();
     assert!(last.body.starts_with(b"SIP/2.0 200 "), "{last:?}");
     assert!(text(&last.to_bytes()).contains("Subscription-State: terminated"));
+    // The worker applies the stop at its next 20 ms turn; a packet may be on its way.
+    let mut settled = false;
+    for _ in 0..20 {
+        let before = ringback(&h);
+        std::thread::sleep(Duration::from_millis(100));
+        if ringback(&h) == before {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "ringback stops when the transfer is answered");
     // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
     let bye = request(&format!(
         "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye2\r\n\

@@ -43,6 +43,9 @@ const BUDGET_PER_SOCKET: usize = 16;
 /// How often silent legs are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// Ringback packets go out every 20 ms (one G.711 packet's worth).
+const TONE_EVERY: Duration = Duration::from_millis(20);
+
 /// A session and its sockets, owned by one worker.
 struct Slot {
     id: SessionId,
@@ -65,6 +68,9 @@ pub(crate) struct Worker {
     events: tokio::sync::mpsc::Sender<MediaEvent>,
     buf: Box<[u8]>,
     ready: ReadyList,
+    /// Slots playing ringback, and when their next packets are due.
+    ringing: Vec<usize>,
+    next_tone: Instant,
 }
 
 impl Worker {
@@ -86,6 +92,8 @@ impl Worker {
             events,
             buf: vec![0u8; RECV_MAX + MAX_TRAILER].into_boxed_slice(),
             ready: ReadyList::default(),
+            ringing: Vec::new(),
+            next_tone: clock::now(),
         }
     }
 
@@ -96,7 +104,12 @@ impl Worker {
         loop {
             let now = clock::now();
             let timeout = if self.ready.is_empty() {
-                next_sweep.saturating_duration_since(now)
+                let wake = if self.ringing.is_empty() {
+                    next_sweep
+                } else {
+                    next_sweep.min(self.next_tone)
+                };
+                wake.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -119,6 +132,16 @@ impl Worker {
             self.relay_ready(now);
             if self.stopping {
                 return;
+            }
+            if !self.ringing.is_empty() && now >= self.next_tone {
+                self.play_ringback();
+                // A late turn (a busy worker) skips the packets it missed rather than
+                // sending a burst to catch up.
+                self.next_tone = if now >= self.next_tone + TONE_EVERY {
+                    now + TONE_EVERY
+                } else {
+                    self.next_tone + TONE_EVERY
+                };
             }
             if now >= next_sweep {
                 // Unconditionally here: this also notices a signaling side that
@@ -222,10 +245,20 @@ impl Worker {
                     sockets,
                 }) => self.add(id, slot, *session, sockets),
                 Ok(Command::Update { id, changes }) => {
-                    if let Some(slot) = self.by_id.get(&id).and_then(|&k| self.slots.get_mut(k))
-                        && let Err(e) = slot.session.apply(*changes, now)
-                    {
+                    let Some(&key) = self.by_id.get(&id) else {
+                        continue;
+                    };
+                    let Some(slot) = self.slots.get_mut(key) else {
+                        continue;
+                    };
+                    if let Err(e) = slot.session.apply(*changes, now) {
                         tracing::warn!(session = id, error = %e, "media update refused");
+                    }
+                    if slot.session.is_ringing() && !self.ringing.contains(&key) {
+                        if self.ringing.is_empty() {
+                            self.next_tone = now;
+                        }
+                        self.ringing.push(key);
                     }
                 }
                 Ok(Command::Remove { id, reply }) => {
@@ -287,6 +320,29 @@ impl Worker {
         // `dup`ed), while mio's epoll registry keeps no state of its own. That
         // saves an `epoll_ctl` per socket, three per call.
         drop(slot.sockets);
+    }
+
+    /// One packet of ringback for every ringing session, from its trunk RTP socket. Slots
+    /// that stopped ringing (or whose session went) leave the list here.
+    fn play_ringback(&mut self) {
+        let (slots, buf, counters) = (&mut self.slots, &mut self.buf, &self.counters);
+        self.ringing.retain(|&key| {
+            let Some(slot) = slots.get_mut(key) else {
+                return false;
+            };
+            if !slot.session.is_ringing() {
+                return false;
+            }
+            if let Some((to, len)) = slot.session.ringback_packet(buf)
+                && let Some(sock) = slot.sockets[Port::TrunkRtp as usize].as_ref()
+            {
+                match sock.send_to(&buf[..len], to) {
+                    Ok(_) => counters.ringback_sent(),
+                    Err(_) => counters.dropped(DropReason::SendFailed),
+                }
+            }
+            true
+        });
     }
 
     fn sweep(&mut self, now: Instant) {
