@@ -105,8 +105,9 @@ fn alaw(sample: i16) -> u8 {
     (((seg as i32) << 4) | quant) as u8 ^ mask
 }
 
-/// Starts ringback on a session: the law comes from the trunk's SDP, the rest from the
-/// media plane (tone from the config, stream identifiers random per RFC 3550 §5.1).
+/// Starts or stops ringback on a session. A start names the law (from the trunk's SDP); the
+/// media plane adds the rest (the tone from the config, stream identifiers random per
+/// RFC 3550 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingbackUpdate {
     Start(G711),
