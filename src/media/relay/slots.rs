@@ -67,8 +67,8 @@ pub(crate) struct SlotKeys {
 }
 
 impl SlotKeys {
-    /// The lowest-numbered keys are reused first, which keeps a worker's slot
-    /// table as small as its peak number of sessions.
+    /// Freed keys are reused before a new one is made, which keeps a worker's
+    /// slot table as small as its peak number of sessions.
     pub(crate) fn take(&mut self) -> usize {
         self.free.pop().unwrap_or_else(|| {
             self.next += 1;

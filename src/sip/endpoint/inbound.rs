@@ -8,9 +8,7 @@ use crate::clock;
 use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Message, Request, Response, error_response_for_raw};
-use crate::sip::transaction::{
-    MAGIC_COOKIE, RequestFields, ServerDisposition, TransactionKey, TxId,
-};
+use crate::sip::transaction::{RequestFields, ServerDisposition, TransactionKey, TxId};
 use crate::sip::transport::{Incoming, Side, Target, TransportKind};
 use crate::sip::validate::{validate_request, validate_response};
 
@@ -349,21 +347,12 @@ fn server_key(req: &Request) -> Option<TransactionKey> {
     let via = req.headers.top_via().ok()?;
     let cseq = req.headers.cseq().ok()?;
     let call_id = req.headers.call_id().ok()?;
-    let branch = via.branch.as_deref();
-    if branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE)) {
-        // An RFC 3261 key is branch, sent-by and method: the RFC 2543 fields below (From and
-        // To parsed, the Request-URI and Via printed) are built only for peers that need them.
-        return Some(TransactionKey::server(&RequestFields {
-            method: &req.method,
-            branch,
-            sent_by: &via.sent_by(),
-            request_uri: "",
-            to_tag: None,
-            from_tag: None,
-            call_id,
-            cseq: cseq.seq,
-            top_via: "",
-        }));
+    let sent_by = via.sent_by();
+    // The RFC 2543 fields below (From and To parsed, the Request-URI and Via printed) are
+    // built only for peers without the magic cookie.
+    if let Some(key) = TransactionKey::server_rfc3261(&req.method, via.branch.as_deref(), &sent_by)
+    {
+        return Some(key);
     }
     let request_uri = req.uri.to_string();
     let to_tag = req
@@ -380,7 +369,7 @@ fn server_key(req: &Request) -> Option<TransactionKey> {
     Some(TransactionKey::server(&RequestFields {
         method: &req.method,
         branch: via.branch.as_deref(),
-        sent_by: &via.sent_by(),
+        sent_by: &sent_by,
         request_uri: &request_uri,
         to_tag: to_tag.as_deref(),
         from_tag: from_tag.as_deref(),

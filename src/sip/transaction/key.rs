@@ -66,24 +66,31 @@ impl TransactionKey {
     /// The key of a received request (§17.2.3). A top-Via branch starting with the magic cookie
     /// gives an RFC 3261 key; anything else falls back to RFC 2543 matching.
     pub fn server(fields: &RequestFields<'_>) -> Self {
-        let method = server_method(fields.method);
-        match fields.branch {
-            Some(branch) if branch.starts_with(MAGIC_COOKIE) => TransactionKey::Rfc3261 {
-                branch: branch.to_owned(),
-                // Host names compare case-insensitively (§19.1.4); ports and IPs are unaffected.
-                sent_by: fields.sent_by.to_ascii_lowercase(),
-                method,
-            },
-            _ => TransactionKey::Rfc2543(Box::new(Rfc2543Key {
-                request_uri: fields.request_uri.to_owned(),
-                to_tag: fields.to_tag.map(str::to_owned),
-                from_tag: fields.from_tag.map(str::to_owned),
-                call_id: fields.call_id.to_owned(),
-                cseq: fields.cseq,
-                top_via: fields.top_via.to_owned(),
-                method,
-            })),
+        if let Some(key) = Self::server_rfc3261(fields.method, fields.branch, fields.sent_by) {
+            return key;
         }
+        TransactionKey::Rfc2543(Box::new(Rfc2543Key {
+            request_uri: fields.request_uri.to_owned(),
+            to_tag: fields.to_tag.map(str::to_owned),
+            from_tag: fields.from_tag.map(str::to_owned),
+            call_id: fields.call_id.to_owned(),
+            cseq: fields.cseq,
+            top_via: fields.top_via.to_owned(),
+            method: server_method(fields.method),
+        }))
+    }
+
+    /// The server key of a request whose top-Via branch has the magic cookie, from the
+    /// three fields it takes; None for any other branch, which needs [`Self::server`] and
+    /// the RFC 2543 fields (an owner can skip building those for RFC 3261 peers).
+    pub fn server_rfc3261(method: &Method, branch: Option<&str>, sent_by: &str) -> Option<Self> {
+        let branch = branch.filter(|b| b.starts_with(MAGIC_COOKIE))?;
+        Some(TransactionKey::Rfc3261 {
+            branch: branch.to_owned(),
+            // Host names compare case-insensitively (§19.1.4); ports and IPs are unaffected.
+            sent_by: sent_by.to_ascii_lowercase(),
+            method: server_method(method),
+        })
     }
 
     /// The key of a client transaction: the branch we put in the top Via and the method in

@@ -168,20 +168,6 @@ pub enum Timer {
 
 impl Timer {
     pub const COUNT: usize = 12;
-    pub const ALL: [Timer; Timer::COUNT] = [
-        Timer::A,
-        Timer::B,
-        Timer::D,
-        Timer::E,
-        Timer::F,
-        Timer::G,
-        Timer::H,
-        Timer::I,
-        Timer::J,
-        Timer::K,
-        Timer::L,
-        Timer::M,
-    ];
 }
 
 /// Timers a single machine runs: each uses four of the twelve (see [`Timer`]).
