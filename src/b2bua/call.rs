@@ -1,5 +1,8 @@
 //! One call's state: two legs, the media bridge, what is pending, and its deadlines. Plain
-//! data, so a later high-availability store can serialize it.
+//! data that serializes (serde), for a high-availability store: instants are written as
+//! wall-clock times, messages and SDP in their wire form, the SRTP key toward Teams as its
+//! `a=crypto` line (so a snapshot is a secret). Transaction ids and connection ids only mean
+//! something to the process that wrote them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,7 +23,7 @@ use crate::sip::transport::{Side, Target, TransportKind};
 pub(crate) type CallKey = u64;
 
 /// Leg A sent us the INVITE; leg B is the dialog we made toward the other side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) enum LegId {
     A,
     B,
@@ -56,7 +59,7 @@ pub(crate) enum Purpose {
     Notify,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum State {
     /// INVITE sent on leg B, no answer yet.
     Calling,
@@ -69,7 +72,7 @@ pub(crate) enum State {
     Confirmed,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Leg {
     pub(crate) side: Side,
     pub(crate) transport: TransportKind,
@@ -100,7 +103,7 @@ impl Leg {
 }
 
 /// A re-INVITE/UPDATE (or relayed request) from one leg waiting for the other leg's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Pending {
     pub(crate) from: LegId,
     pub(crate) server_tx: TxId,
@@ -109,15 +112,17 @@ pub(crate) struct Pending {
 }
 
 /// A 2xx to leg A's INVITE resent over UDP until the ACK (§13.3.1.4).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Resend {
     pub(crate) response: Response,
+    #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) next: Instant,
     pub(crate) interval: Duration,
+    #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) give_up: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Call {
     pub(crate) key: CallKey,
     pub(crate) direction: CallDirection,
@@ -139,6 +144,7 @@ pub(crate) struct Call {
     /// Teams proxies still to try, by index (trunk → Teams).
     pub(crate) proxies_left: VecDeque<usize>,
     /// When to give up on the current proxy if it has said nothing (not even 100).
+    #[serde(with = "crate::clock::as_wall_clock::option")]
     pub(crate) failover_at: Option<Instant>,
     pub(crate) provisional_seen: bool,
     pub(crate) cancel_sent: bool,
@@ -146,9 +152,12 @@ pub(crate) struct Call {
     /// Boxed, as `transfer`: rare, and the call stays small without them.
     pub(crate) pending: Option<Box<Pending>>,
     /// Gives up on a call stuck in Cancelling or waiting for an ACK.
+    #[serde(with = "crate::clock::as_wall_clock::option")]
     pub(crate) guard_at: Option<Instant>,
     pub(crate) setup_wall: SystemTime,
+    #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) setup_at: Instant,
+    #[serde(with = "answered_at")]
     pub(crate) answered: Option<(SystemTime, Instant)>,
     /// The final status of the call setup as leg A saw it.
     pub(crate) final_status: Option<u16>,
@@ -157,6 +166,7 @@ pub(crate) struct Call {
     /// Reliable provisionals already acknowledged (RSeq), RFC 3262.
     pub(crate) pracked: Vec<u32>,
     /// The body of the last reliable 18x we relayed, so the 2xx can carry the same answer.
+    #[serde(with = "crate::sip::message::text_bytes::option")]
     pub(crate) early_answer: Option<Bytes>,
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
@@ -164,8 +174,35 @@ pub(crate) struct Call {
     pub(crate) transfer: Option<Box<Transfer>>,
 }
 
+/// `Call::answered` in a snapshot: the wall-clock time of the answer (its instant is derived
+/// from it when read back, as every instant of a snapshot is).
+mod answered_at {
+    use std::time::{Instant, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        at: &Option<(SystemTime, Instant)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        at.map(|(wall, _)| wall).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(SystemTime, Instant)>, D::Error> {
+        Ok(Option::<SystemTime>::deserialize(d)?.map(|wall| {
+            let micros = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            (wall, crate::clock::as_wall_clock::from_unix_micros(micros))
+        }))
+    }
+}
+
 /// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Transfer {
     pub(crate) refer_leg: LegId,
     pub(crate) new_leg: Leg,

@@ -8,7 +8,7 @@ use crate::sip::message::{NameAddr, Request, Response, Uri};
 
 /// Dialog state of one leg. Both roles use it: on the leg that sent us the INVITE we are the
 /// UAS (local = To, remote = From), on the leg we created we are the UAC (local = From).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Dialog {
     pub(crate) call_id: String,
     pub(crate) local_tag: String,
@@ -25,6 +25,7 @@ pub(crate) struct Dialog {
     /// Where requests go: the peer's Contact.
     pub(crate) remote_target: Uri,
     /// Route headers for requests inside the dialog, in order.
+    #[serde(with = "crate::sip::message::text_bytes::vec")]
     pub(crate) route_set: Vec<Bytes>,
     /// Our Contact header value on this leg.
     pub(crate) contact: String,

@@ -46,7 +46,7 @@ impl BridgeError {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CallMedia {
     pub(crate) id: SessionId,
     pub(crate) allocated: Allocated,
@@ -65,9 +65,12 @@ pub(crate) struct CallMedia {
     trunk_direction: Direction,
     /// The last SDP sent to each side, for answering refreshes locally.
     /// Printed, not parsed: kept for the whole call, a parsed SDP costs several times more.
+    #[serde(with = "crate::sip::message::text_bytes::option")]
     pub(crate) last_to_teams: Option<Bytes>,
+    #[serde(with = "crate::sip::message::text_bytes::option")]
     pub(crate) last_to_trunk: Option<Bytes>,
     /// The trunk's last offer or answer: a transfer's new offer to Teams is made from it.
+    #[serde(with = "crate::sip::message::text_bytes::option")]
     pub(crate) last_from_trunk: Option<Bytes>,
 }
 

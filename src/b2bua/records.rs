@@ -37,7 +37,7 @@ impl Records {
         now: Instant,
         stats: Option<tokio::sync::oneshot::Receiver<SessionStats>>,
     ) {
-        tracing::debug!(call = call.key, tenant = %call.tenant, reason = end.reason, by = ?end.by, status = ?call.final_status, "call ended");
+        tracing::debug!(call = call.key, tenant = %call.tenant, reason = end.reason.as_str(), by = ?end.by, status = ?call.final_status, "call ended");
         if call.answered.is_none() {
             // A caller's CANCEL is a failed attempt as well, with its 487.
             self.metrics
@@ -68,7 +68,7 @@ impl Records {
             end_time,
             duration_s: CallRecord::talk_seconds(answer_time, end_time),
             status: call.final_status.unwrap_or(0),
-            end_reason: end.reason.to_owned(),
+            end_reason: end.reason.as_str().to_owned(),
             ended_by: end.by,
             media: None,
         };

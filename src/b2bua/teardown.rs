@@ -20,67 +20,96 @@ pub(crate) fn by_side(side: Side) -> EndedBy {
 }
 
 /// Why and by whom a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct End {
-    pub(crate) reason: &'static str,
+    pub(crate) reason: EndReason,
     pub(crate) by: EndedBy,
     /// The leg that is already gone (it sent BYE, or its dialog failed): no BYE to it.
     gone: Option<Side>,
 }
 
+/// Why a call ended, as the CDR's `end_reason` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum EndReason {
+    Bye,
+    Cancel,
+    Rejected,
+    MediaTimeout,
+    Shutdown,
+    NoAck,
+    SessionExpired,
+    DialogGone,
+}
+
+impl EndReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::Cancel => "cancel",
+            EndReason::Rejected => "rejected",
+            EndReason::MediaTimeout => "media-timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::NoAck => "no-ack",
+            EndReason::SessionExpired => "session-expired",
+            EndReason::DialogGone => "dialog-gone",
+        }
+    }
+}
+
 impl End {
     pub(crate) fn bye(side: Side) -> End {
         End {
-            reason: "bye",
+            reason: EndReason::Bye,
             by: by_side(side),
             gone: Some(side),
         }
     }
     pub(crate) fn cancel(side: Side) -> End {
         End {
-            reason: "cancel",
+            reason: EndReason::Cancel,
             by: by_side(side),
             gone: Some(side),
         }
     }
     pub(crate) fn rejected(by: EndedBy) -> End {
         End {
-            reason: "rejected",
+            reason: EndReason::Rejected,
             by,
             gone: None,
         }
     }
     pub(crate) fn media_timeout() -> End {
         End {
-            reason: "media-timeout",
+            reason: EndReason::MediaTimeout,
             by: EndedBy::Sbc,
             gone: None,
         }
     }
     pub(crate) fn shutdown() -> End {
         End {
-            reason: "shutdown",
+            reason: EndReason::Shutdown,
             by: EndedBy::Sbc,
             gone: None,
         }
     }
     pub(crate) fn no_ack() -> End {
         End {
-            reason: "no-ack",
+            reason: EndReason::NoAck,
             by: EndedBy::Sbc,
             gone: None,
         }
     }
     pub(crate) fn session_expired(_leg: LegId) -> End {
         End {
-            reason: "session-expired",
+            reason: EndReason::SessionExpired,
             by: EndedBy::Sbc,
             gone: None,
         }
     }
     pub(crate) fn dialog_gone(_leg: LegId) -> End {
         End {
-            reason: "dialog-gone",
+            reason: EndReason::DialogGone,
             by: EndedBy::Sbc,
             gone: None,
         }

@@ -9,11 +9,12 @@ use crate::sip::message::{Headers, Response};
 pub(crate) const MIN_SE: u32 = 90;
 
 /// A negotiated session timer on one leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SessionTimer {
     pub(crate) interval: u32,
     /// We refresh (at half the interval); otherwise the peer does and we watch for expiry.
     pub(crate) we_refresh: bool,
+    #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) deadline: Instant,
 }
 

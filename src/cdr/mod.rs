@@ -19,7 +19,7 @@ pub use call_metrics::CallMetrics;
 pub use writer::{CdrError, CdrWriter};
 
 /// Which side sent the initial INVITE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallDirection {
     TeamsToTrunk,
@@ -38,7 +38,7 @@ impl CallDirection {
 
 /// Who ended the call: a BYE or CANCEL from one side, or the SBC itself
 /// (timeouts, failover exhausted, shutdown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EndedBy {
     Teams,

@@ -62,7 +62,7 @@ pub enum MediaEvent {
 
 /// Local addresses of a new session, as written into SDP (the public address
 /// when configured behind NAT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Allocated {
     /// Teams leg: SRTP with RTCP multiplexed (RFC 5761).
     pub teams: SocketAddr,

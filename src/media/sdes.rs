@@ -178,6 +178,22 @@ impl CryptoAttribute {
     }
 }
 
+/// A snapshot keeps the attribute as its SDP text, key included: a call snapshot holds the
+/// SRTP key toward Teams and is stored as a secret.
+impl serde::Serialize for CryptoAttribute {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CryptoAttribute {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CryptoAttribute, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        // The error names the field at fault, never the key.
+        CryptoAttribute::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for CryptoAttribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} ", self.tag, self.suite.name())?;

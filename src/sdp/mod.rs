@@ -14,6 +14,7 @@ mod model;
 mod parse;
 mod print;
 mod rewrite;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;

@@ -108,7 +108,7 @@ pub struct MediaDescription {
 }
 
 /// RFC 3264 §5.1 stream direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     SendRecv,
     SendOnly,

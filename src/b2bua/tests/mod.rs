@@ -511,4 +511,5 @@ fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
 }
 
 mod in_dialog;
+mod snapshot;
 mod transfer;

@@ -5,7 +5,7 @@ use crate::sdp::model::{Attribute, Codec, MediaDescription};
 use super::RewriteError;
 
 /// Codec choice for offers the SBC sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CodecPolicy {
     /// Encoding names in preferred order, matched case-insensitively against the rtpmap (or
     /// RFC 3551 static) name: `PCMU`, or `SILK/16000` to name one clock rate. Empty keeps every

@@ -39,7 +39,7 @@ pub struct LegMedia {
 }
 
 /// Which leg's SDP was at fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Teams,
     Trunk,

@@ -7,14 +7,16 @@ use crate::sdp::model::{Origin, SessionDescription, addr_type_of};
 /// The SBC's origin on one leg: a session id fixed for the leg's lifetime and a version that
 /// RFC 3264 §8 requires to grow by one with every changed SDP and to stay put when the SDP is
 /// the same (a 183 and 200 carrying identical SDP, a refresh re-INVITE).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OriginState {
     username: String,
     session_id: u64,
     version: u64,
     address: IpAddr,
     /// A hash of the last SDP sent on this leg (origin included), compared with the next one.
-    /// A hash rather than the SDP: a call keeps two of these for its whole life.
+    /// A hash rather than the SDP: a call keeps two of these for its whole life. (std's hasher
+    /// may change between Rust releases: a call snapshot read back by another build may bump
+    /// the version once for an unchanged SDP, which peers take as a change, not an error.)
     last: Option<u64>,
 }
 

@@ -10,6 +10,8 @@ mod headers;
 mod lex;
 mod name_addr;
 mod parse;
+mod snapshot;
+pub(crate) use snapshot::text_bytes;
 mod uri;
 mod via;
 

@@ -16,7 +16,9 @@ use crate::sip::Method;
 
 /// Handle of a transaction in a [`Transactions`] table. It carries a generation, so a handle
 /// kept after its transaction ended never reaches the transaction that reuses its slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TxId {
     slot: usize,
     generation: u64,

@@ -41,7 +41,7 @@ use metrics::{ErrorReason, TransportMetrics};
 use tls::TlsConfigs;
 
 /// A SIP transport, displayed as its Via token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TransportKind {
     /// SIP over UDP.
     Udp,
@@ -78,7 +78,7 @@ impl fmt::Display for TransportKind {
 }
 
 /// Which network a socket faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// Microsoft Teams Direct Routing (TLS only, TDR-SIG-01).
     Teams,
@@ -96,7 +96,9 @@ impl Side {
 }
 
 /// One open TCP/TLS connection, valid until it closes; ids are never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ConnId(u64);
 
 impl fmt::Display for ConnId {
@@ -137,7 +139,7 @@ pub enum SendNow {
 }
 
 /// Where [`Transports::send`] delivers a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// The transport to use.
     pub transport: TransportKind,
