@@ -53,6 +53,12 @@ ulimit -n "$(ulimit -Hn)"
 echo "== cargo build --release" >&2
 (cd "$ROOT" && cargo build --release --bin drawbridge)
 mkdir -p "$OUT"
+# The harness's lab "Teams" (stunnel) connects from loopback; the daemon's default Teams source
+# list is Microsoft's ranges (TDR-SIG-08), so the template gets loopback added where it has none.
+if ! grep -q '^allow' <(sed -n '/^\[teams\]/,/^\[/p' "$DRAWBRIDGE_CONFIG_IN"); then
+  sed '/^\[teams\]/a allow = ["127.0.0.0/8"]' "$DRAWBRIDGE_CONFIG_IN" >"$OUT/drawbridge.toml.in"
+  export DRAWBRIDGE_CONFIG_IN=$OUT/drawbridge.toml.in
+fi
 REPORTS=()
 
 run() { # part results-dir [VAR=value ...]  -> runs the harness; a failing part does not stop the others

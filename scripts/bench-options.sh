@@ -25,6 +25,7 @@ key = "certs/dev/server.key"
 ca = "certs/dev/ca.crt"
 peer_names = ["sip.pstnhub.microsoft.com"]
 [teams]
+allow = ["127.0.0.0/8"]
 [[teams.proxy]]
 host = "sip.pstnhub.microsoft.com"
 address = "127.0.0.1:9"

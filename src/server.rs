@@ -89,6 +89,7 @@ impl Server {
             max_connections: config.sip.max_connections,
             connect_timeout: Duration::from_millis(config.sip.connect_timeout_ms),
             teams_tls13: config.tls.teams_tls13,
+            teams_allow: Some(config.teams.allow.clone().into()),
             ..TransportSettings::default()
         };
         let (transports, incoming) = Transports::start(settings, Some(tls), shutdown.clone())?;

@@ -130,7 +130,7 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
     drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
     let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
     let config = format!(
-        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 41000\nport_max = 41999\n"
+        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 41000\nport_max = 41999\n"
     );
     std::fs::write(dir.path().join("drawbridge.toml"), config).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))

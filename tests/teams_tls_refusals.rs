@@ -57,6 +57,25 @@ async fn try_options(d: &Daemon, connector: tokio_rustls::TlsConnector) -> Optio
     let tcp = tokio::net::TcpStream::connect(d.addrs.teams_tls)
         .await
         .unwrap();
+    options_over(tcp, connector).await
+}
+
+/// The same from a chosen loopback source address.
+async fn try_options_from(
+    d: &Daemon,
+    source: &str,
+    connector: tokio_rustls::TlsConnector,
+) -> Option<String> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let tcp = socket.connect(d.addrs.teams_tls).await.unwrap();
+    options_over(tcp, connector).await
+}
+
+async fn options_over(
+    tcp: tokio::net::TcpStream,
+    connector: tokio_rustls::TlsConnector,
+) -> Option<String> {
     let name = ServerName::try_from("sbc.example.test").unwrap();
     let Ok(mut tls) = connector.connect(name, tcp).await else {
         return None;
@@ -80,6 +99,45 @@ fn failed(d: &Daemon, reason: &str) -> f64 {
         "drawbridge_tls_handshakes_total",
         &[("side", "teams"), ("outcome", "failed"), ("reason", reason)],
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_outside_teams_allow_are_closed_before_the_handshake_tdr_sig_08() {
+    let certs = Certs::new("sbc.example.test");
+    let teams = teams_section("sip3.pstnhub.microsoft.com", "127.0.0.1:9", 60, 1000)
+        .replace("allow = [\"127.0.0.0/8\"]", "allow = [\"127.0.0.2/32\"]");
+    assert!(teams.contains("127.0.0.2/32"), "{teams}");
+    let d = Daemon::start(&lab_config(&certs, &teams)).await;
+    let teams_identity = || {
+        client(
+            &certs,
+            Some(identity_from(&certs, "teams.crt", "teams.key")),
+        )
+    };
+
+    // From inside the list, with a good certificate: answered.
+    let ok = try_options_from(&d, "127.0.0.2", teams_identity()).await;
+    assert!(
+        ok.as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 OK")),
+        "{ok:?}"
+    );
+    // From outside it, the same certificate does not help: closed, counted, no handshake.
+    assert_eq!(
+        try_options_from(&d, "127.0.0.3", teams_identity()).await,
+        None,
+        "accepted from outside [teams] allow"
+    );
+    wait_for("source_not_allowed counted", Duration::from_secs(5), || {
+        let refused = metric(
+            &d.metrics(),
+            "drawbridge_transport_errors_total",
+            &[("transport", "tls"), ("reason", "source_not_allowed")],
+        );
+        (refused >= 1.0).then_some(())
+    })
+    .await;
+    d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,8 @@ peer_names = ["sip.pstnhub.microsoft.com", "sip2.pstnhub.microsoft.com", "sip3.p
 
 [teams]
 options_interval_s = 60
+# The lab's "Teams" peers run on this host; a real SBC keeps Microsoft's ranges (the default).
+allow = ["127.0.0.0/8", "::1/128"]
 
 [[teams.proxy]]
 host = "sip.pstnhub.microsoft.com"

@@ -151,6 +151,26 @@ pub struct TeamsSection {
     /// before it is tried at the next one.
     #[serde(default = "default_failover_timeout_ms")]
     pub failover_timeout_ms: u64,
+    /// Source networks whose TCP connections the Teams listener accepts (TDR-SIG-08); any
+    /// other source is closed before the TLS handshake. Default: Microsoft's commercial
+    /// ranges, 52.112.0.0/14 and 52.120.0.0/14 (GCC High 52.127.88.0/21, DoD 52.127.64.0/21).
+    #[serde(default = "default_teams_allow")]
+    pub allow: Vec<IpNet>,
+}
+
+/// TDR-SIG-08: the signaling ranges of Microsoft 365 commercial.
+fn default_teams_allow() -> Vec<IpNet> {
+    [
+        IpNet::V4(ipnet::Ipv4Net::new_assert(
+            std::net::Ipv4Addr::new(52, 112, 0, 0),
+            14,
+        )),
+        IpNet::V4(ipnet::Ipv4Net::new_assert(
+            std::net::Ipv4Addr::new(52, 120, 0, 0),
+            14,
+        )),
+    ]
+    .to_vec()
 }
 
 fn default_failover_timeout_ms() -> u64 {

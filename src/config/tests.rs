@@ -314,3 +314,27 @@ fn cdr_numbers_outside_the_three_policies_is_a_syntax_error() {
     assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
     assert!(err.to_string().contains("hashed"), "{err}");
 }
+
+#[test]
+fn teams_sources_default_to_microsofts_ranges_and_an_empty_list_is_refused_tdr_sig_08() {
+    let without = default::DEFAULT_TOML.replace("allow = [\"127.0.0.0/8\", \"::1/128\"]\n", "");
+    assert_ne!(
+        without,
+        default::DEFAULT_TOML,
+        "the lab config lists its Teams sources"
+    );
+    let c = parse(&without).unwrap();
+    let listed: Vec<String> = c.teams.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(listed, ["52.112.0.0/14", "52.120.0.0/14"]);
+
+    let empty =
+        default::DEFAULT_TOML.replace("allow = [\"127.0.0.0/8\", \"::1/128\"]", "allow = []");
+    let err = parse(&empty).unwrap_err();
+    assert_eq!(err.issues()[0].key, "teams.allow", "{err}");
+    assert!(err.issues()[0].reason.contains("TDR-SIG-08"), "{err}");
+    let line = empty.lines().position(|l| l == "allow = []").unwrap() + 1;
+    assert!(
+        err.to_string().starts_with(&format!("test.toml:{line}:")),
+        "names the line: {err}"
+    );
+}

@@ -274,6 +274,12 @@ fn teams(c: &Config, out: &mut Vec<Issue>) {
             "must be 1 to 8000 (ms); Teams gives up on a call after 10 s (TDR-INV-13)",
         ));
     }
+    if t.allow.is_empty() {
+        out.push(Issue::new(
+            vec![Key("teams"), Key("allow")],
+            "empty: no Teams proxy could connect; leave it out for Microsoft's ranges (TDR-SIG-08)",
+        ));
+    }
     if t.proxies.is_empty() {
         out.push(Issue::new(
             vec![Key("teams")],

@@ -63,6 +63,7 @@ port_min = 20000
 port_max = 29999
 [teams]
 options_interval_s = 180
+allow = ["127.0.0.0/8"]
 {teams_extra}
 "#,
         cert = certs.path("server.crt").display(),

@@ -212,6 +212,6 @@ pub async fn wait_exit(mut p: peers::Proc, timeout: Duration) -> (peers::Proc, i
 /// A `[teams]` section whose only proxy is at `addr` under `host`.
 pub fn teams_section(host: &str, addr: &str, interval_s: u64, timeout_ms: u64) -> String {
     format!(
-        "[teams]\noptions_interval_s = {interval_s}\noptions_timeout_ms = {timeout_ms}\n[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n"
+        "[teams]\noptions_interval_s = {interval_s}\noptions_timeout_ms = {timeout_ms}\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n"
     )
 }

@@ -383,7 +383,10 @@ fn verify_tag(
     buf[auth_end..auth_end + 4].copy_from_slice(&roc);
     let tag = auth.sign(&buf[..auth_end + 4]);
     buf[auth_end..].copy_from_slice(&trailer[..trailer_len]);
-    tags_match(&tag[..tag_len], &trailer[trailer_len - tag_len..trailer_len])
+    tags_match(
+        &tag[..tag_len],
+        &trailer[trailer_len - tag_len..trailer_len],
+    )
 }
 
 /// Constant-time tag comparison (`constant_time_eq`: word-wide, no early exit). `subtle`

@@ -98,16 +98,19 @@ pub(crate) enum ErrorReason {
     QueueFull,
     /// accept/recv/send/connect failed at the socket.
     Io,
+    /// A connection to the Teams listener from outside `[teams] allow` (TDR-SIG-08).
+    SourceNotAllowed,
 }
 
 impl ErrorReason {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Framing,
         Self::TooLarge,
         Self::IdleTimeout,
         Self::ConnectionLimit,
         Self::QueueFull,
         Self::Io,
+        Self::SourceNotAllowed,
     ];
 
     fn as_str(self) -> &'static str {
@@ -118,6 +121,7 @@ impl ErrorReason {
             Self::ConnectionLimit => "connection_limit",
             Self::QueueFull => "queue_full",
             Self::Io => "io",
+            Self::SourceNotAllowed => "source_not_allowed",
         }
     }
 }

@@ -187,6 +187,9 @@ pub struct TransportSettings {
     /// Messages queued toward the core before UDP datagrams are dropped and
     /// stream connections stop being read.
     pub incoming_queue: usize,
+    /// Source networks the Teams listener accepts connections from (TDR-SIG-08); `None`
+    /// accepts any source.
+    pub teams_allow: Option<Arc<[ipnet::IpNet]>>,
 }
 
 impl Default for TransportSettings {
@@ -204,6 +207,7 @@ impl Default for TransportSettings {
             teams_tls13: true,
             trunk_tls13: true,
             incoming_queue: 4096,
+            teams_allow: None,
         }
     }
 }

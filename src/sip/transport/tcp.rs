@@ -46,6 +46,11 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
+        if side == Side::Teams && !source_allowed(shared.settings.teams_allow.as_deref(), remote) {
+            shared.metrics.error(kind, ErrorReason::SourceNotAllowed);
+            debug!(peer = %remote, "connection refused: source outside [teams] allow");
+            continue;
+        }
         let Ok(permit) = Arc::clone(&shared.connection_limit).try_acquire_owned() else {
             shared.metrics.error(kind, ErrorReason::ConnectionLimit);
             debug!(peer = %remote, "connection refused: max_connections reached");
@@ -72,6 +77,13 @@ pub(crate) async fn accept_loop(
             }
         }
     }
+}
+
+/// TDR-SIG-08: whether `remote` is in `allow` (`None`: no list, any source). An IPv4 peer
+/// on a dual-stack listener shows as `::ffff:a.b.c.d` and is matched as IPv4.
+fn source_allowed(allow: Option<&[ipnet::IpNet]>, remote: SocketAddr) -> bool {
+    let ip = remote.ip().to_canonical();
+    allow.is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)))
 }
 
 /// Opens a new connection for `target`, once per target at a time: a burst
