@@ -110,6 +110,7 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => drawbridge::config::load(&path)?,
         None => drawbridge::config::default::lab_config()?,
     };
+    raise_open_files_limit(&config);
     // One signaling thread: measured at 300 calls/s over one TLS connection, the multi-thread
     // scheduler spent more in cross-thread wake-ups and task migration than it gained (README,
     // Measurements). Media has its own threads, one per core.
@@ -125,6 +126,32 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         server.stopped().await;
         Ok(())
     })
+}
+
+/// Every call holds three media sockets (Teams leg, trunk RTP and RTCP) and every SIP
+/// connection one descriptor; the usual soft limit of 1,024 would fail calls at a few hundred.
+/// The soft limit goes up to the hard one, and a hard limit below what the configured call and
+/// connection limits need is said at start rather than found as failed calls.
+fn raise_open_files_limit(config: &drawbridge::config::Config) {
+    const SOCKETS_PER_CALL: u64 = 3;
+    // Listeners, the metrics endpoint, DNS, the CDR file, the runtime's own descriptors.
+    const HEADROOM: u64 = 256;
+    let calls: u64 = config.tenants.iter().map(|t| u64::from(t.max_calls)).sum();
+    let connections = u64::try_from(config.sip.max_connections).unwrap_or(u64::MAX);
+    let wanted = calls
+        .saturating_mul(SOCKETS_PER_CALL)
+        .saturating_add(connections)
+        .saturating_add(HEADROOM);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "open-files limit is below what the tenants' max_calls and sip.max_connections need: \
+             calls beyond it fail (raise the hard limit, e.g. LimitNOFILE= in the unit)"
+        ),
+        Ok(limit) => tracing::info!(limit, wanted, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-files limit"),
+    }
 }
 
 /// SIGHUP reloads the TLS certificate (after a renewal) and reopens the CDR file (after

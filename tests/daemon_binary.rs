@@ -14,8 +14,14 @@ use common::*;
 async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     let log = cwd.path().join("drawbridge.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
-        .arg("run")
+    // Started under a soft open-files limit of 256, as a shell with a small default would: the
+    // daemon raises it to the hard limit (checked below).
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" run",
+            env!("CARGO_BIN_EXE_drawbridge"),
+        ])
         .current_dir(cwd.path())
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::from(
@@ -42,6 +48,20 @@ async fn run_without_config_makes_dev_certs_serves_and_stops_on_sigterm() {
     }
     let (status, body) = http_get("127.0.0.1:9090".parse().unwrap(), "/healthz");
     assert_eq!((status, body.trim()), (200, "ok"));
+
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect();
+    assert_eq!(
+        open_files[0], open_files[1],
+        "soft open-files limit not raised to the hard one: {open_files:?}"
+    );
 
     // OPTIONS on the lab's trunk UDP port.
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
