@@ -85,7 +85,14 @@ impl B2bua {
             Ok(()) => self.schedule(key),
             Err((status, reason, tenant)) => {
                 self.limits.release(&tenant);
-                self.reject(tx, &req, status, &reason);
+                let tag = self.token(10);
+                let mut rsp = Response::for_request(&req, status, &reason, Some(&tag));
+                if status == 503 {
+                    // Out of media ports or descriptors: for a moment, like a full tenant, and
+                    // with Retry-After Teams tries another SBC (TDR-INV-13).
+                    rsp.headers.push("Retry-After", "1");
+                }
+                self.respond(tx, rsp);
             }
         }
     }

@@ -31,12 +31,16 @@ struct Harness {
 }
 
 fn config(extra: &str) -> (tempfile::TempDir, Config) {
+    config_with_ports(extra, 53000, 53999)
+}
+
+fn config_with_ports(extra: &str, port_min: u16, port_max: u16) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
     let text = crate::config::default::DEFAULT_TOML
         .replace("certs/dev/", "")
-        .replace("port_min = 40000", "port_min = 53000")
-        .replace("port_max = 49999", "port_max = 53999")
+        .replace("port_min = 40000", &format!("port_min = {port_min}"))
+        .replace("port_max = 49999", &format!("port_max = {port_max}"))
         .replace(
             "allow = [\"127.0.0.1/32\"]",
             &format!("allow = [\"127.0.0.1/32\"]\n{extra}"),
@@ -47,7 +51,10 @@ fn config(extra: &str) -> (tempfile::TempDir, Config) {
 
 impl Harness {
     fn new(extra: &str) -> Harness {
-        let (dir, config) = config(extra);
+        Harness::with_config(config(extra))
+    }
+
+    fn with_config((dir, config): (tempfile::TempDir, Config)) -> Harness {
         let (plane, _events) = MediaPlane::start(&config.media).unwrap();
         let local = LocalAddrs {
             teams_port: 5061,
@@ -413,6 +420,36 @@ fn tenant_call_limit_gives_503_with_retry_after() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn out_of_media_ports_gives_503_with_retry_after_and_leaves_the_first_call_alone() {
+    // Four ports: the two pairs of one call (a range of its own, away from the other tests').
+    let mut h = Harness::with_config(config_with_ports("", 54100, 54103));
+    let (_, _, first, _) = start_teams_call(&mut h);
+    let tx = h.server_tx();
+    h.b2bua.on_invite(
+        tx,
+        teams_invite("customer1.sbc.example.test"),
+        &teams_source(),
+        h.now,
+    );
+    let refused = h
+        .actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Respond { response, .. } if response.status >= 200 => Some(response),
+            _ => None,
+        })
+        .expect("a final answer to the second INVITE");
+    assert_eq!(refused.status, 503);
+    // TDR-INV-13: with Retry-After Teams tries another SBC rather than this one again at once.
+    assert_eq!(
+        refused.headers.get("Retry-After").map(|v| v.as_ref()),
+        Some(&b"1"[..])
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+    assert!(h.b2bua.calls.contains_key(&first));
 }
 
 #[test]
