@@ -65,6 +65,11 @@ pub mod as_wall_clock {
         }
     }
 
+    /// The instant a wall-clock time stands for on this host.
+    pub(crate) fn instant_of(wall: SystemTime) -> Instant {
+        from_unix_micros(wall.duration_since(UNIX_EPOCH).map(micros).unwrap_or(0))
+    }
+
     pub(crate) fn from_unix_micros(us: i64) -> Instant {
         let now = super::now();
         let delta = us.saturating_sub(wall_now());

@@ -191,13 +191,8 @@ mod answered_at {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<(SystemTime, Instant)>, D::Error> {
-        Ok(Option::<SystemTime>::deserialize(d)?.map(|wall| {
-            let micros = wall
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-                .unwrap_or(0);
-            (wall, crate::clock::as_wall_clock::from_unix_micros(micros))
-        }))
+        Ok(Option::<SystemTime>::deserialize(d)?
+            .map(|wall| (wall, crate::clock::as_wall_clock::instant_of(wall))))
     }
 }
 

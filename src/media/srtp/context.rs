@@ -50,15 +50,22 @@ struct SsrcTable<T> {
 
 trait HasSsrc {
     fn ssrc(&self) -> u32;
+    fn window_mut(&mut self) -> &mut ReplayWindow;
 }
 impl HasSsrc for RtpStream {
     fn ssrc(&self) -> u32 {
         self.ssrc
     }
+    fn window_mut(&mut self) -> &mut ReplayWindow {
+        &mut self.window
+    }
 }
 impl HasSsrc for RtcpStream {
     fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+    fn window_mut(&mut self) -> &mut ReplayWindow {
+        &mut self.window
     }
 }
 
@@ -108,12 +115,18 @@ impl<T: HasSsrc + Copy + Default> SsrcTable<T> {
         }
     }
 
-    /// Claims the next slot for a stream [`Self::find`] found room for (nothing was claimed
-    /// in between: the context is borrowed mutably for the whole packet).
-    fn push(&mut self, state: T) {
-        if self.len < SSRC_CAPACITY {
-            self.entries[self.len] = state;
-            self.len += 1;
+    /// Records an authenticated `index` in the stream [`Self::find`] gave (`at`), or claims
+    /// the next slot for `fresh` when it gave none (nothing was claimed in between: the
+    /// context is borrowed mutably for the whole packet).
+    fn record(&mut self, at: Option<usize>, mut fresh: T, index: u64) {
+        match at {
+            Some(i) => self.entries[i].window_mut().record(index),
+            None if self.len < SSRC_CAPACITY => {
+                fresh.window_mut().record(index);
+                self.entries[self.len] = fresh;
+                self.len += 1;
+            }
+            None => {}
         }
     }
 }
@@ -252,14 +265,7 @@ impl SrtpContext {
             rtp_iv(keys.salt, ssrc, index),
             &mut buf[header_len..auth_end],
         )?;
-        match at {
-            Some(i) => self.rtp.entries[i].window.record(index),
-            None => {
-                let mut stream = fresh;
-                stream.window.record(index);
-                self.rtp.push(stream);
-            }
-        }
+        self.rtp.record(at, fresh, index);
         Ok(auth_end)
     }
 
@@ -348,14 +354,7 @@ impl SrtpContext {
             rtp_iv(keys.salt, ssrc, u64::from(index)),
             &mut buf[RTCP_HEADER_LEN..rtcp_end],
         )?;
-        match at {
-            Some(i) => self.rtcp.entries[i].window.record(u64::from(index)),
-            None => {
-                let mut stream = fresh;
-                stream.window.record(u64::from(index));
-                self.rtcp.push(stream);
-            }
-        }
+        self.rtcp.record(at, fresh, u64::from(index));
         Ok(rtcp_end)
     }
 
