@@ -39,6 +39,9 @@ pub const CALLS_FAILED: &str = "drawbridge_calls_failed_total";
 /// `{tenant, reason}`: INVITEs refused by a limit with 503 (tenant_calls, tenant_rate,
 /// trunk_rate).
 pub const CALLS_REFUSED: &str = "drawbridge_calls_refused_total";
+/// `{trunk}`: INVITEs from a trunk with `auth` whose digest credentials were wrong (bad
+/// password, user, realm or URI, or a nonce we did not issue).
+pub const SIP_AUTH_FAILURES: &str = "drawbridge_sip_auth_failures_total";
 /// Call records written to the CDR file.
 pub const CDR_WRITTEN: &str = "drawbridge_cdr_written_total";
 /// `{reason}`: call records lost (queue_full, write_error).
@@ -170,6 +173,11 @@ pub fn describe() {
         CALLS_REFUSED,
         Unit::Count,
         "INVITEs refused with 503 by a tenant or trunk limit"
+    );
+    describe_counter!(
+        SIP_AUTH_FAILURES,
+        Unit::Count,
+        "INVITEs from a trunk with wrong digest credentials, by trunk"
     );
     describe_counter!(CDR_WRITTEN, Unit::Count, "Call records written");
     describe_counter!(

@@ -263,6 +263,61 @@ fn assert_teams_invite_shape(invite: &str, proxy_host: &str) {
     );
 }
 
+/// A trunk with `auth`: SIPp's first INVITE gets 407, SIPp answers the digest challenge itself
+/// and that INVITE reaches Teams, without the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_with_digest_auth_answers_the_407_and_its_call_reaches_teams() {
+    let lab = Lab::new();
+    let proxy = lab.teams_proxy("teams");
+    // Two SIPp calls: the OPTIONS ping, then the INVITE.
+    let uas = proxy.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
+    peers::wait_tcp_listening(
+        &format!("127.0.0.1:{}", proxy.sipp_port),
+        std::time::Duration::from_secs(10),
+    );
+    let trunk = lab.trunk("trunk");
+    let mut text = lab.config(
+        &[Tenant {
+            fqdn: TENANT1,
+            trunk: "cc1",
+            max_calls: 10,
+        }],
+        &[Trunk {
+            name: "cc1",
+            port: trunk.port,
+        }],
+        &[(PROXY1, proxy.tls_addr())],
+        "",
+    );
+    // The trunk is the last table of the config: its auth goes right after.
+    text += "[trunk.auth]\nusername = \"cc1\"\npassword = \"s3cret\"\n";
+    let d = Daemon::start(&text).await;
+    let uac = trunk.uac(
+        "uac",
+        "trunk_uac_auth.xml",
+        &trunk_addr(&d),
+        &[("ruri_host", TENANT1)],
+    );
+    expect_success(uac, &trunk.dir, "uac").await;
+    expect_success(uas, &proxy.dir, "uas").await;
+
+    let c = trunk.trace("uac");
+    let challenge = header(c.response(407), "Proxy-Authenticate");
+    assert!(
+        challenge.starts_with("Digest realm=\"sbc.example.test\"")
+            && challenge.contains("qop=\"auth\""),
+        "{challenge}"
+    );
+    let t = proxy.trace("uas");
+    let invite = t.request("INVITE");
+    assert_teams_invite_shape(invite, PROXY1);
+    assert!(
+        !invite.contains("Authorization") && !invite.contains("cc1\""),
+        "credentials crossed to Teams:\n{invite}"
+    );
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_to_teams_invite_has_the_teams_shape_and_the_trunk_gets_plain_rtp() {
     let lab = Lab::new();

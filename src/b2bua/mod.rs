@@ -10,6 +10,7 @@
 //! through a server transaction, start a client transaction, send an ACK, CANCEL). It talks
 //! to the media plane directly, which is itself a non-blocking command channel.
 
+mod auth;
 mod body;
 mod call;
 mod deadlines;
@@ -162,6 +163,8 @@ pub(crate) struct B2bua {
     rng: StdRng,
     /// Which Teams proxies the OPTIONS pings see up, in configured order.
     proxies_up: Vec<bool>,
+    /// Digest nonces for trunks with `auth`; None if the random source failed at start.
+    nonces: Option<crate::sip::digest::Nonces>,
 }
 
 impl B2bua {
@@ -207,6 +210,11 @@ impl B2bua {
             next_key: 1,
             rng: StdRng::from_os_rng(),
             proxies_up,
+            nonces: crate::sip::digest::Nonces::new()
+                .inspect_err(|_| {
+                    tracing::error!("no key for digest nonces: trunks with auth get 500")
+                })
+                .ok(),
         }
     }
 

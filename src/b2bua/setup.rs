@@ -39,6 +39,9 @@ impl B2bua {
                 return self.reject(tx, &req, status, reason);
             }
         };
+        if src.side == Side::Trunk && !self.trunk_authenticated(tx, &req, &route.trunk) {
+            return;
+        }
         // RFC 4028 §9: a Session-Expires below our Min-SE is refused before anything else.
         let a_timer = timer::uas_timer(&req.headers);
         if a_timer == UasTimer::TooSmall {

@@ -243,6 +243,31 @@ pub struct TrunkConfig {
     /// CN are always kept. Empty keeps what the other side offered.
     #[serde(default = "default_trunk_codecs")]
     pub codecs: Vec<String>,
+    /// SIP digest authentication (RFC 3261 §22) this trunk must pass on every new call, on top
+    /// of its `allow` list: an INVITE without good credentials gets 407.
+    #[serde(default)]
+    pub auth: Option<TrunkAuth>,
+}
+
+/// A trunk's digest credentials. Debug never prints the password.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkAuth {
+    pub username: String,
+    pub password: String,
+    /// The realm of the challenge. Default: `sbc.base_domain`.
+    #[serde(default)]
+    pub realm: Option<String>,
+}
+
+impl std::fmt::Debug for TrunkAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("realm", &self.realm)
+            .finish()
+    }
 }
 
 fn default_trunk_codecs() -> Vec<String> {

@@ -338,3 +338,32 @@ fn teams_sources_default_to_microsofts_ranges_and_an_empty_list_is_refused_tdr_s
         "names the line: {err}"
     );
 }
+
+#[test]
+fn trunk_auth_is_read_checked_and_its_password_never_printed() {
+    let with = |auth: &str| {
+        default::DEFAULT_TOML.replace(
+            "allow = [\"127.0.0.1/32\"]\n",
+            &format!("allow = [\"127.0.0.1/32\"]\n[trunk.auth]\n{auth}"),
+        )
+    };
+    let c = parse(&with("username = \"cc1\"\npassword = \"hunter2-secret\"\n")).unwrap();
+    let auth = c.trunks[0].auth.as_ref().unwrap();
+    assert_eq!(
+        (auth.username.as_str(), auth.realm.as_deref()),
+        ("cc1", None)
+    );
+    assert!(
+        !format!("{c:?}").contains("hunter2-secret"),
+        "Debug printed the password"
+    );
+
+    let err = parse(&with("username = \"cc1\"\npassword = \"\"\n")).unwrap_err();
+    assert_eq!(err.issues()[0].key, "trunk[0].auth.password", "{err}");
+    let err = parse(&with(
+        "username = \"c\\\"c\"\npassword = \"hunter2-secret\"\n",
+    ))
+    .unwrap_err();
+    assert_eq!(err.issues()[0].key, "trunk[0].auth.username", "{err}");
+    assert!(!err.to_string().contains("hunter2-secret"), "{err}");
+}

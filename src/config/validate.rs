@@ -329,6 +329,28 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
         if let Err(reason) = super::trunk_uri::check(&t.uri) {
             out.push(Issue::new(vec![Key("trunk"), Index(i), Key("uri")], reason));
         }
+        if let Some(auth) = &t.auth {
+            for (key, value) in [("username", &auth.username), ("password", &auth.password)] {
+                if value.is_empty() {
+                    out.push(Issue::new(
+                        vec![Key("trunk"), Index(i), Key("auth"), Key(key)],
+                        "must not be empty",
+                    ));
+                }
+            }
+            // Both go into quoted strings of the digest computation and the challenge.
+            let quoted = [("username", auth.username.as_str())]
+                .into_iter()
+                .chain(auth.realm.as_deref().map(|r| ("realm", r)));
+            for (key, value) in quoted {
+                if value.contains(['"', '\\', '\r', '\n']) {
+                    out.push(Issue::new(
+                        vec![Key("trunk"), Index(i), Key("auth"), Key(key)],
+                        "must not contain quotes, backslashes or line breaks",
+                    ));
+                }
+            }
+        }
         if t.allow.is_empty() {
             out.push(Issue::new(
                 vec![Key("trunk"), Index(i), Key("allow")],

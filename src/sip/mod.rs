@@ -1,5 +1,6 @@
 //! SIP: messages, transports, transactions, and the endpoint that ties them together.
 
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;

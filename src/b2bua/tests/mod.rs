@@ -547,6 +547,7 @@ fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
     assert!(!raw.contains("P-Asserted-Identity"), "{raw}");
 }
 
+mod auth;
 mod in_dialog;
 mod snapshot;
 mod transfer;
