@@ -4,8 +4,9 @@
 //! Nonces carry their own issue time and a MAC over it with a key made at start, so checking
 //! one needs no state: a nonce we did not make, or one older than [`NONCE_LIFETIME`], is
 //! refused (the second with `stale=true`, so the peer retries with a fresh one at once).
-//! Replays of a whole request within the lifetime are not detected (no nonce-count state):
-//! they would only repeat an INVITE the transaction layer already absorbs as a retransmission.
+//! Reuse of a nonce is not tracked (no nonce-count state): credentials seen on the wire could
+//! start other INVITEs within the nonce's lifetime, from an address the trunk's `allow` list
+//! admits. The digest never reveals the password; the lifetime bounds the window.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
