@@ -62,9 +62,30 @@ impl Lab {
         config(&self.certs, tenants, trunks, proxies, teams_extra)
     }
 
+    /// A "Teams proxy" whose SIPp answers the OPTIONS ping and then one call, listening.
+    fn teams_proxy_answering_a_call(&self, name: &str) -> (TeamsTls, peers::Proc) {
+        let proxy = self.teams_proxy(name);
+        let uas = proxy.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
+        peers::wait_tcp_listening(
+            &format!("127.0.0.1:{}", proxy.sipp_port),
+            std::time::Duration::from_secs(10),
+        );
+        (proxy, uas)
+    }
+
     /// One tenant on trunk `cc1`, reached at `trunk_port`, and these Teams proxies.
     async fn one_tenant(&self, trunk_port: u16, proxies: &[(&str, String)]) -> Daemon {
-        let text = self.config(
+        self.one_tenant_with(trunk_port, proxies, "").await
+    }
+
+    /// The same with `trunk_extra` (tables of the trunk, e.g. `[trunk.auth]`) after it.
+    async fn one_tenant_with(
+        &self,
+        trunk_port: u16,
+        proxies: &[(&str, String)],
+        trunk_extra: &str,
+    ) -> Daemon {
+        let mut text = self.config(
             &[Tenant {
                 fqdn: TENANT1,
                 trunk: "cc1",
@@ -77,6 +98,8 @@ impl Lab {
             proxies,
             "",
         );
+        // The trunk is the last table of the config: its own tables go right after.
+        text += trunk_extra;
         Daemon::start(&text).await
     }
 }
@@ -268,30 +291,15 @@ fn assert_teams_invite_shape(invite: &str, proxy_host: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_with_digest_auth_answers_the_407_and_its_call_reaches_teams() {
     let lab = Lab::new();
-    let proxy = lab.teams_proxy("teams");
-    // Two SIPp calls: the OPTIONS ping, then the INVITE.
-    let uas = proxy.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
-    peers::wait_tcp_listening(
-        &format!("127.0.0.1:{}", proxy.sipp_port),
-        std::time::Duration::from_secs(10),
-    );
+    let (proxy, uas) = lab.teams_proxy_answering_a_call("teams");
     let trunk = lab.trunk("trunk");
-    let mut text = lab.config(
-        &[Tenant {
-            fqdn: TENANT1,
-            trunk: "cc1",
-            max_calls: 10,
-        }],
-        &[Trunk {
-            name: "cc1",
-            port: trunk.port,
-        }],
-        &[(PROXY1, proxy.tls_addr())],
-        "",
-    );
-    // The trunk is the last table of the config: its auth goes right after.
-    text += "[trunk.auth]\nusername = \"cc1\"\npassword = \"s3cret\"\n";
-    let d = Daemon::start(&text).await;
+    let d = lab
+        .one_tenant_with(
+            trunk.port,
+            &[(PROXY1, proxy.tls_addr())],
+            "[trunk.auth]\nusername = \"cc1\"\npassword = \"s3cret\"\n",
+        )
+        .await;
     let uac = trunk.uac(
         "uac",
         "trunk_uac_auth.xml",
@@ -321,13 +329,7 @@ async fn trunk_with_digest_auth_answers_the_407_and_its_call_reaches_teams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_to_teams_invite_has_the_teams_shape_and_the_trunk_gets_plain_rtp() {
     let lab = Lab::new();
-    let proxy = lab.teams_proxy("teams");
-    // Two SIPp calls: the OPTIONS ping, then the INVITE.
-    let uas = proxy.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
-    peers::wait_tcp_listening(
-        &format!("127.0.0.1:{}", proxy.sipp_port),
-        std::time::Duration::from_secs(10),
-    );
+    let (proxy, uas) = lab.teams_proxy_answering_a_call("teams");
     let trunk = lab.trunk("trunk");
     let d = lab
         .one_tenant(trunk.port, &[(PROXY1, proxy.tls_addr())])
@@ -670,12 +672,7 @@ async fn trunk_to_teams_call_fails_over_to_the_next_proxy_when_the_first_is_sile
     let lab = Lab::new();
     let silent = SilentPeer::start();
     let p1 = TeamsTls::start_to(lab.root(), "proxy1", &lab.certs, None, silent.port);
-    let p2 = lab.teams_proxy("proxy2");
-    let uas = p2.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
-    peers::wait_tcp_listening(
-        &format!("127.0.0.1:{}", p2.sipp_port),
-        std::time::Duration::from_secs(10),
-    );
+    let (p2, uas) = lab.teams_proxy_answering_a_call("proxy2");
     let trunk = lab.trunk("trunk");
     // The silent proxy's OPTIONS stays unanswered for 30 s: it is not marked down during the
     // test, so the call tries it first and only the failover timer moves it on.

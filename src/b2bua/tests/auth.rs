@@ -16,16 +16,6 @@ fn md5_hex(s: &str) -> String {
         .collect()
 }
 
-fn trunk_source() -> Source {
-    Source {
-        side: Side::Trunk,
-        transport: TransportKind::Udp,
-        addr: "127.0.0.1:5080".parse().unwrap(),
-        conn: None,
-        peer_name: None,
-    }
-}
-
 fn trunk_invite(cseq: u32, authorization: Option<&str>) -> Request {
     let mut head = format!(
         "INVITE {URI} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKauth{cseq}\r\n\

@@ -10,20 +10,10 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
     let mut h = Harness::new("");
     let (call, b_invite, ok) = confirmed_call(&mut h);
     let first = SessionDescription::from_bytes(&ok.body).unwrap();
-    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
-    let held = TRUNK_SDP
-        .replace("o=cc 7 7", "o=cc 7 8")
-        .replace("a=sendrecv", "a=sendonly");
-    let head = format!(
-        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
-         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
-         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
-        b_invite.headers.call_id().unwrap()
-    );
     let tx = h.server_tx();
     assert!(
         h.b2bua
-            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+            .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
     );
     let (reinvite, re_tx) = h
         .run()

@@ -160,6 +160,41 @@ fn teams_source() -> Source {
     }
 }
 
+/// The trunk-side source every trunk request of these tests comes from.
+fn trunk_source() -> Source {
+    Source {
+        side: Side::Trunk,
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:5080".parse().unwrap(),
+        conn: None,
+        peer_name: None,
+    }
+}
+
+/// A bodiless request from Teams inside the call `teams_invite` started (ACK, BYE).
+fn teams_in_dialog(method: &str, cseq: u32, branch: &str, to_tag: &str) -> Request {
+    request(&format!(
+        "{method} sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch={branch}\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={to_tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+/// The trunk putting the call on hold: a re-INVITE with its SDP turned sendonly.
+fn trunk_hold_reinvite(b_invite: &Request) -> Request {
+    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let held = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc 7 8")
+        .replace("a=sendrecv", "a=sendonly");
+    let head = format!(
+        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
+         Call-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n",
+        b_invite.headers.call_id().unwrap()
+    );
+    request(&with_body(head, &held))
+}
+
 fn response_to(req: &Request, status: u16, to_tag: &str, sdp: Option<&str>) -> Response {
     let mut r = Response::for_request(req, status, "X", Some(to_tag));
     r.headers.push("Contact", "<sip:cc@127.0.0.1:5080>");
@@ -200,33 +235,68 @@ fn start_teams_call(h: &mut Harness) -> (TxId, Request, CallKey, TxId) {
     (a_tx, b_invite, call, b_tx)
 }
 
-/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
-fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
-    let (_, b_invite, call, b_tx) = start_teams_call(h);
+/// A Teams → trunk call the trunk has answered 180 (relayed to Teams).
+fn ringing_call(h: &mut Harness) -> (TxId, Request, CallKey, TxId) {
+    let (a_tx, b_invite, call, b_tx) = start_teams_call(h);
     h.b2bua.on_response(
         call,
         LegId::B,
         Purpose::Invite,
         b_tx,
-        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        response_to(&b_invite, 180, "cc1", None),
         h.now,
     );
-    let ok = h
+    h.run();
+    (a_tx, b_invite, call, b_tx)
+}
+
+/// The trunk answers 200 and Teams ACKs it; returns the server transaction the 200 went on
+/// and the 200 itself.
+fn answer_and_ack(
+    h: &mut Harness,
+    call: CallKey,
+    b_invite: &Request,
+    b_tx: TxId,
+) -> (TxId, Response) {
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Invite,
+        b_tx,
+        response_to(b_invite, 200, "cc1", Some(TRUNK_SDP)),
+        h.now,
+    );
+    let (tx, ok) = h
         .run()
         .into_iter()
         .find_map(|(a, _)| match a {
-            Action::Respond { response, .. } if response.status == 200 => Some(response),
+            Action::Respond { tx, response } if response.status == 200 => Some((tx, response)),
             _ => None,
         })
-        .unwrap();
+        .expect("200 toward Teams");
     let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let ack = request(&format!(
-        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    ));
+    let ack = teams_in_dialog("ACK", 1, "z9hG4bKack", &tag);
     assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    (tx, ok)
+}
+
+/// A Teams → trunk call answered and ACKed; returns (call, trunk INVITE, 200 sent to Teams).
+fn confirmed_call(h: &mut Harness) -> (CallKey, Request, Response) {
+    let (_, b_invite, call, b_tx) = start_teams_call(h);
+    let (_, ok) = answer_and_ack(h, call, &b_invite, b_tx);
     (call, b_invite, ok)
+}
+
+/// Another INVITE from Teams while a call is up; returns what the B2BUA did with it.
+fn another_teams_invite(h: &mut Harness) -> Vec<Action> {
+    let tx = h.server_tx();
+    h.b2bua.on_invite(
+        tx,
+        teams_invite("customer1.sbc.example.test"),
+        &teams_source(),
+        h.now,
+    );
+    h.actions()
 }
 
 #[test]
@@ -366,16 +436,7 @@ fn trunk_answer_reaches_teams_as_srtp_with_our_key_and_the_call_ends_on_trunk_by
 #[test]
 fn cancel_while_ringing_gives_487_to_teams_and_cancels_the_trunk() {
     let mut h = Harness::new("");
-    let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 180, "cc1", None),
-        h.now,
-    );
-    h.run();
+    let (a_tx, b_invite, call, b_tx) = ringing_call(&mut h);
     h.b2bua.on_cancel(a_tx, h.now);
     let acts = h.run();
     assert!(
@@ -404,14 +465,7 @@ fn tenant_call_limit_gives_503_with_retry_after() {
         c
     });
     start_teams_call(&mut h);
-    let tx = h.server_tx();
-    h.b2bua.on_invite(
-        tx,
-        teams_invite("customer1.sbc.example.test"),
-        &teams_source(),
-        h.now,
-    );
-    let acts = h.actions();
+    let acts = another_teams_invite(&mut h);
     match &acts[..] {
         [Action::Respond { response, .. }] => {
             assert_eq!(response.status, 503);
@@ -427,15 +481,7 @@ fn out_of_media_ports_gives_503_with_retry_after_and_leaves_the_first_call_alone
     // Four ports: the two pairs of one call (a range of its own, away from the other tests').
     let mut h = Harness::with_config(config_with_ports("", 54100, 54103));
     let (_, _, first, _) = start_teams_call(&mut h);
-    let tx = h.server_tx();
-    h.b2bua.on_invite(
-        tx,
-        teams_invite("customer1.sbc.example.test"),
-        &teams_source(),
-        h.now,
-    );
-    let refused = h
-        .actions()
+    let refused = another_teams_invite(&mut h)
         .into_iter()
         .find_map(|a| match a {
             Action::Respond { response, .. } if response.status >= 200 => Some(response),
@@ -460,15 +506,12 @@ fn silent_first_proxy_makes_the_call_go_to_the_second() {
         Max-Forwards: 70\r\nFrom: <sip:+15550199@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550100@127.0.0.1>\r\n\
         Call-ID: cc-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n"
         .to_owned();
-    let src = Source {
-        side: Side::Trunk,
-        transport: TransportKind::Udp,
-        addr: "127.0.0.1:5080".parse().unwrap(),
-        conn: None,
-        peer_name: None,
-    };
-    h.b2bua
-        .on_invite(tx, request(&with_body(head, TRUNK_SDP)), &src, h.now);
+    h.b2bua.on_invite(
+        tx,
+        request(&with_body(head, TRUNK_SDP)),
+        &trunk_source(),
+        h.now,
+    );
     let first: Vec<_> = h
         .run()
         .into_iter()

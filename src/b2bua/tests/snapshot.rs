@@ -70,20 +70,10 @@ fn a_confirmed_call_read_back_from_its_snapshot_holds_on_the_same_media_address_
     // Hold from the trunk: the re-INVITE to Teams keeps the media address and our key,
     // and the SDP version goes on from where it was (RFC 3264 §8).
     let first = SessionDescription::from_bytes(&ok.body).unwrap();
-    let from_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
-    let call_id = b_invite.headers.call_id().unwrap().to_owned();
-    let held = TRUNK_SDP
-        .replace("o=cc 7 7", "o=cc 7 8")
-        .replace("a=sendrecv", "a=sendonly");
-    let head = format!(
-        "INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKhold\r\n\
-         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={from_tag}\r\n\
-         Call-ID: {call_id}\r\nCSeq: 2 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n"
-    );
     let tx = h.server_tx();
     assert!(
         h.b2bua
-            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+            .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
     );
     let reinvite = h
         .run()
@@ -117,16 +107,7 @@ fn a_confirmed_call_read_back_from_its_snapshot_holds_on_the_same_media_address_
 #[test]
 fn a_ringing_call_read_back_from_its_snapshot_is_answered_and_ended_by_teams() {
     let mut h = Harness::new("");
-    let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 180, "cc1", None),
-        h.now,
-    );
-    h.run();
+    let (a_tx, b_invite, call, b_tx) = ringing_call(&mut h);
     let snapshot = restore_from_snapshot(&mut h, call);
     assert_eq!(snapshot["state"], "Early");
     assert!(
@@ -137,36 +118,13 @@ fn a_ringing_call_read_back_from_its_snapshot_is_answered_and_ended_by_teams() {
         snapshot["b_invite"]
     );
 
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 200, "cc1", Some(TRUNK_SDP)),
-        h.now,
+    let (tx, ok) = answer_and_ack(&mut h, call, &b_invite, b_tx);
+    assert_eq!(
+        tx, a_tx,
+        "the answer reaches Teams on its INVITE transaction"
     );
-    let ok = h
-        .run()
-        .into_iter()
-        .find_map(|(a, _)| match a {
-            Action::Respond { tx, response } if tx == a_tx => Some(response),
-            _ => None,
-        })
-        .expect("the answer reaches Teams on its INVITE transaction");
-    assert_eq!(ok.status, 200);
     let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
-    let ack = request(&format!(
-        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKack\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    ));
-    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
-
-    let bye = request(&format!(
-        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
+    let bye = teams_in_dialog("BYE", 2, "z9hG4bKbye", &tag);
     let bye_tx = h.server_tx();
     assert!(h.b2bua.on_dialog_request(Some(bye_tx), bye, h.now));
     let to_trunk = h

@@ -123,11 +123,7 @@ fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_cal
     }
     assert!(settled, "ringback stops when the transfer is answered");
     // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
-    let bye = request(&format!(
-        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKbye2\r\n\
-         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
-         Call-ID: teams-call-1@pstnhub\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
+    let bye = teams_in_dialog("BYE", 4, "z9hG4bKbye2", &tag);
     let btx = h.server_tx();
     assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
     let acts = h.run();
