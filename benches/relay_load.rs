@@ -15,16 +15,29 @@
 //! peer to peer without the relay (the baseline). The generator is one thread;
 //! on a 2-core machine it competes with the relay for CPU, so read the numbers
 //! with the "generator CPU" column beside them.
+//!
+//! `--floor` relays with a bare forwarder instead of the media plane (same
+//! sockets, polling and system calls, no SRTP and no session logic): what the
+//! kernel's path costs by itself under the same load. `--pin` pins the relay
+//! workers and the generator to separate cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use drawbridge::clock;
-use drawbridge::media::srtp::{MAX_TRAILER, MasterKey, SrtpContext, SrtpProfile};
+use drawbridge::media::srtp::{MasterKey, SrtpContext, SrtpProfile};
 use drawbridge::media::{Direction, MediaConfig, MediaPlane, SessionUpdate};
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
+use nix::unistd::Pid;
+use rustix::buffer::spare_capacity;
+use rustix::event::{Timespec, epoll};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -53,6 +66,17 @@ struct Args {
     /// Skip authenticating the SRTP received on the Teams side (lighter generator).
     #[arg(long)]
     no_verify: bool,
+    /// Pin the relay workers to the first cores and the generator to the last.
+    /// Off by default, as the daemon does not pin: on the 2-core VM pinning
+    /// raised the relay's p99 latency (542–702 µs against 199 µs at 500 calls),
+    /// as a woken thread could no longer take whichever core was idle.
+    #[arg(long)]
+    pin: bool,
+    /// Relay with a bare forwarder in place of the media plane: the same
+    /// sockets, epoll and recvmmsg, no SRTP and no session logic. Its CPU per
+    /// packet is the floor that the kernel and the polling leave.
+    #[arg(long)]
+    floor: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -145,6 +169,130 @@ fn rss() -> u64 {
         * 4096
 }
 
+/// Pins the relay workers to the first cores and the generator (the calling
+/// thread) to the last one, so the two never share a core or migrate.
+fn pin_threads(cores: usize) {
+    let pin = |tid: i32, cpu: usize| {
+        let mut set = CpuSet::new();
+        set.set(cpu).unwrap();
+        sched_setaffinity(Pid::from_raw(tid), &set).unwrap();
+    };
+    let mut k = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("media-") {
+            let tid = task.file_name().to_string_lossy().parse().unwrap();
+            pin(tid, k % (cores - 1));
+            k += 1;
+        }
+    }
+    pin(0, cores - 1);
+}
+
+/// The bare forwarder of `--floor`: one thread, N socket pairs, each datagram
+/// sent on unchanged from the pair's other socket to a fixed peer.
+struct Floor {
+    addrs: Vec<(SocketAddr, SocketAddr)>,
+    relayed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Floor {
+    /// Pair i forwards what reaches its first socket to `peers[i].1` and what
+    /// reaches its second to `peers[i].0`.
+    fn start(peers: Vec<(SocketAddr, SocketAddr)>, cpu: Option<usize>) -> Floor {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let bind = |ip: &str| {
+            let s = UdpSocket::bind((ip, 0)).unwrap();
+            s.set_nonblocking(true).unwrap();
+            mio::net::UdpSocket::from_std(s)
+        };
+        let mut pairs: Vec<[mio::net::UdpSocket; 2]> = peers
+            .iter()
+            .map(|_| [bind("127.0.0.1"), bind("127.0.0.2")])
+            .collect();
+        let addrs = pairs
+            .iter()
+            .map(|[a, b]| (a.local_addr().unwrap(), b.local_addr().unwrap()))
+            .collect();
+        let poll = mio::Poll::new().unwrap();
+        for (i, pair) in pairs.iter_mut().enumerate() {
+            for (side, sock) in pair.iter_mut().enumerate() {
+                poll.registry()
+                    .register(sock, mio::Token(i * 2 + side), mio::Interest::READABLE)
+                    .unwrap();
+            }
+        }
+        let relayed = std::sync::Arc::new(AtomicU64::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (r, st) = (relayed.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("media-floor".into())
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    let mut set = CpuSet::new();
+                    set.set(cpu).unwrap();
+                    sched_setaffinity(Pid::from_raw(0), &set).unwrap();
+                }
+                let mut poll = poll;
+                let mut events = mio::Events::with_capacity(1024);
+                let mut bufs = [[0u8; 2048]; 4];
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(4, None);
+                let mut ready = std::collections::VecDeque::new();
+                while !st.load(Ordering::Relaxed) {
+                    let timeout = if ready.is_empty() { 50 } else { 0 };
+                    let _ = poll.poll(&mut events, Some(Duration::from_millis(timeout)));
+                    ready.extend(events.iter().map(|e| e.token().0));
+                    for _ in 0..ready.len() {
+                        let Some(t) = ready.pop_front() else { break };
+                        let (i, side) = (t / 2, t % 2);
+                        let mut lens = [0usize; 4];
+                        let n =
+                            match recv_batch(&pairs[i][side], &mut bufs, &mut headers, &mut lens) {
+                                Ok(n) => n,
+                                Err(nix::errno::Errno::EAGAIN) => 0,
+                                // An ICMP error, reported once: read on at the next turn.
+                                Err(_) => {
+                                    ready.push_back(t);
+                                    0
+                                }
+                            };
+                        let to = if side == 0 { peers[i].1 } else { peers[i].0 };
+                        for (b, &l) in bufs.iter().zip(&lens[..n]) {
+                            if pairs[i][1 - side].send_to(&b[..l], to).is_ok() {
+                                r.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if n == 4 {
+                            ready.push_back(t);
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        Floor {
+            addrs,
+            relayed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn relayed(&self) -> u64 {
+        self.relayed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// CPU nanoseconds of this process's threads whose name starts with `prefix`.
 fn thread_cpu_ns(prefix: &str) -> u64 {
     let mut total = 0;
@@ -169,6 +317,130 @@ fn own_cpu_ns() -> u64 {
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Sessions are spread over the peer sockets in blocks, so a burst of
+/// consecutive sessions leaves from one socket in one `sendmmsg`.
+fn peer_socket(i: usize, n: usize) -> usize {
+    i * PEER_SOCKETS / n.max(1)
+}
+
+/// Up to `GEN_BATCH` datagrams from one socket, sent with one `sendmmsg`.
+struct SendBatch {
+    bufs: Vec<[u8; 256]>,
+    lens: Vec<usize>,
+    addrs: Vec<Option<SockaddrStorage>>,
+    headers: MultiHeaders<SockaddrStorage>,
+    sock: Option<usize>,
+}
+
+/// Datagrams per `sendmmsg`/`recvmmsg`. Small for sending: a packet's send
+/// time is taken when it is built, so the ones behind it in one call carry
+/// that call's duration as latency.
+const GEN_BATCH: usize = 8;
+
+impl SendBatch {
+    fn new() -> Self {
+        SendBatch {
+            bufs: vec![[0u8; 256]; GEN_BATCH],
+            lens: Vec::with_capacity(GEN_BATCH),
+            addrs: Vec::with_capacity(GEN_BATCH),
+            headers: MultiHeaders::preallocate(GEN_BATCH, None),
+            sock: None,
+        }
+    }
+
+    /// The buffer for the next datagram from `sock`; sends what is queued
+    /// first when it is for another socket or the batch is full.
+    fn next(&mut self, socks: &[UdpSocket], sock: usize) -> &mut [u8; 256] {
+        if self.sock != Some(sock) || self.lens.len() == GEN_BATCH {
+            self.flush(socks);
+            self.sock = Some(sock);
+        }
+        &mut self.bufs[self.lens.len()]
+    }
+
+    fn push(&mut self, len: usize, to: SocketAddr) {
+        self.lens.push(len);
+        self.addrs.push(Some(SockaddrStorage::from(to)));
+    }
+
+    fn flush(&mut self, socks: &[UdpSocket]) {
+        if let Some(sock) = self.sock
+            && !self.lens.is_empty()
+        {
+            let slices: Vec<[IoSlice; 1]> = self
+                .bufs
+                .iter()
+                .zip(&self.lens)
+                .map(|(b, &l)| [IoSlice::new(&b[..l])])
+                .collect();
+            // A full send buffer loses the rest of the batch, which shows as loss.
+            let _ = sendmmsg(
+                socks[sock].as_raw_fd(),
+                &mut self.headers,
+                &slices,
+                &self.addrs,
+                [] as [ControlMessage; 0],
+                MsgFlags::MSG_DONTWAIT,
+            );
+        }
+        self.lens.clear();
+        self.addrs.clear();
+    }
+}
+
+/// One `recvmmsg` into `bufs` without waiting: how many datagrams came, their
+/// lengths in `lens`.
+fn recv_batch(
+    sock: &impl AsRawFd,
+    bufs: &mut [[u8; 2048]],
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    lens: &mut [usize],
+) -> nix::Result<usize> {
+    let mut slices: Vec<[IoSliceMut; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+    let msgs = recvmmsg(
+        sock.as_raw_fd(),
+        headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    let mut n = 0;
+    for (l, m) in lens.iter_mut().zip(msgs) {
+        *l = m.bytes;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Everything queued on `sock` (edge-triggered polling needs it emptied),
+/// `GEN_BATCH` datagrams per `recvmmsg`; `each` gets every datagram.
+fn recv_all(
+    sock: &UdpSocket,
+    bufs: &mut [[u8; 2048]],
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    mut each: impl FnMut(&mut [u8]),
+) {
+    // An ICMP error queued on the socket comes back once, by itself.
+    let mut errors = 0;
+    while errors < 16 {
+        let mut lens = [0usize; GEN_BATCH];
+        let n = match recv_batch(sock, bufs, headers, &mut lens) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN) => return,
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        for (b, &l) in bufs.iter_mut().zip(&lens[..n]) {
+            each(&mut b[..l]);
+        }
+        if n < GEN_BATCH {
+            return;
+        }
+    }
 }
 
 fn rtp_into(buf: &mut [u8], seq: u16, ts: u32, ssrc: u32) -> usize {
@@ -202,7 +474,20 @@ fn run_traffic(
 ) -> Outcome {
     let n = peers.len();
     let mut out = Outcome::default();
-    let mut buf = vec![0u8; 2048 + MAX_TRAILER];
+    let mut teams_out = SendBatch::new();
+    let mut trunk_out = SendBatch::new();
+    let mut rbufs = vec![[0u8; 2048]; GEN_BATCH];
+    let mut rheaders = MultiHeaders::<SockaddrStorage>::preallocate(GEN_BATCH, None);
+    let teams_addrs: Vec<SocketAddr> = socks
+        .teams
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
+    let trunk_addrs: Vec<SocketAddr> = socks
+        .trunk
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
     let spacing = PACKET_INTERVAL / n as u32;
     let epoch = clock::now();
     let units = |now: Instant| (now.duration_since(epoch).as_nanos() / 100) as u32;
@@ -210,19 +495,20 @@ fn run_traffic(
     let cpu0 = own_cpu_ns();
     let mut due_index: u64 = 0;
     let mut drain_until: Option<Instant> = None;
-    let mut poll = mio::Poll::new().unwrap();
-    let mut events = mio::Events::with_capacity(64);
-    let mut mio_socks: Vec<mio::net::UdpSocket> = socks
-        .teams
-        .iter()
-        .chain(&socks.trunk)
-        .map(|s| mio::net::UdpSocket::from_std(s.try_clone().unwrap()))
-        .collect();
-    for (i, s) in mio_socks.iter_mut().enumerate() {
-        poll.registry()
-            .register(s, mio::Token(i), mio::Interest::READABLE)
-            .unwrap();
+    // rustix's epoll (epoll_pwait2) rather than mio's: mio rounds a timeout up to a
+    // millisecond, and the sends then left in bursts of a millisecond's worth,
+    // which queue in the relay and show as its latency.
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    for (i, s) in socks.teams.iter().chain(&socks.trunk).enumerate() {
+        epoll::add(
+            &epoll,
+            s,
+            epoll::EventData::new_u64(i as u64),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )
+        .unwrap();
     }
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(2 * PEER_SOCKETS);
     loop {
         let now = clock::now();
         if drain_until.is_none() && now >= end {
@@ -241,76 +527,68 @@ fn run_traffic(
                 let p = &mut peers[i];
                 p.seq = p.seq.wrapping_add(1);
                 let ts = units(clock::now());
-                let (teams_sock, trunk_sock) = (
-                    &socks.teams[i % PEER_SOCKETS],
-                    &socks.trunk[i % PEER_SOCKETS],
-                );
-                let len = rtp_into(&mut buf, p.seq, ts, i as u32);
+                let s = peer_socket(i, n);
+                let buf = teams_out.next(&socks.teams, s);
+                let len = rtp_into(buf, p.seq, ts, i as u32);
                 if relay {
-                    let len = p.teams_tx.protect_rtp(&mut buf, len).unwrap();
-                    let _ = teams_sock.send_to(&buf[..len], p.sbc_teams);
+                    let len = p.teams_tx.protect_rtp(buf, len).unwrap();
+                    teams_out.push(len, p.sbc_teams);
                 } else {
-                    let _ = teams_sock.send_to(&buf[..len], trunk_sock.local_addr().unwrap());
+                    teams_out.push(len, trunk_addrs[s]);
                 }
-                let len = rtp_into(&mut buf, p.seq, ts, i as u32 | TRUNK_SSRC_BIT);
-                let to = if relay {
-                    p.sbc_trunk
-                } else {
-                    teams_sock.local_addr().unwrap()
-                };
-                let _ = trunk_sock.send_to(&buf[..len], to);
+                let buf = trunk_out.next(&socks.trunk, s);
+                let len = rtp_into(buf, p.seq, ts, i as u32 | TRUNK_SSRC_BIT);
+                trunk_out.push(len, if relay { p.sbc_trunk } else { teams_addrs[s] });
                 out.sent += 2;
                 due_index += 1;
                 burst += 1;
             }
+            teams_out.flush(&socks.teams);
+            trunk_out.flush(&socks.trunk);
         }
-        // Receive everything waiting.
-        let mut got_any = true;
-        while got_any {
-            got_any = false;
-            for (side, list) in [(0, &socks.teams), (1, &socks.trunk)] {
-                for s in list {
-                    loop {
-                        let len = match s.recv(&mut buf) {
-                            Ok(len) => len,
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(_) => continue,
-                        };
-                        got_any = true;
-                        let now = units(clock::now());
-                        if len < 12 {
-                            continue;
-                        }
-                        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-                        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-                        if side == 0 && relay && verify {
-                            let idx = (ssrc & !TRUNK_SSRC_BIT) as usize;
-                            let Some(p) = peers.get_mut(idx) else {
-                                continue;
-                            };
-                            if p.teams_rx.unprotect_rtp(&mut buf[..len]).is_err() {
-                                out.auth_failed += 1;
-                                continue;
-                            }
-                        }
-                        out.received += 1;
-                        hist.record(now.wrapping_sub(ts));
-                    }
-                }
-            }
-        }
-        // Sleep until the next packet is due (or data arrives).
-        // Packet `due_index` goes out once `now / spacing` exceeds it, i.e. at
-        // (due_index + 1) * spacing: waiting for `due_index * spacing`, already past,
-        // made the generator spin and take a core from the relay.
+        // Sleep until the next packet is due or data arrives. Packet
+        // `due_index` goes out once `now / spacing` exceeds it, i.e. at
+        // (due_index + 1) * spacing.
         let next_due = epoch + spacing * ((due_index + 1).min(u32::MAX as u64) as u32);
         let wait = if drain_until.is_some() {
             Duration::from_millis(5)
         } else {
             next_due.saturating_duration_since(clock::now())
         };
-        if !wait.is_zero() {
-            let _ = poll.poll(&mut events, Some(wait));
+        events.clear();
+        let timeout = Timespec {
+            tv_sec: wait.as_secs() as _,
+            tv_nsec: wait.subsec_nanos() as _,
+        };
+        let _ = epoll::wait(&epoll, spare_capacity(&mut events), Some(&timeout));
+        // Edge-triggered: each ready socket is read until empty.
+        for ev in &events {
+            let i = ev.data.u64() as usize;
+            let (side, s) = if i < PEER_SOCKETS {
+                (0, &socks.teams[i])
+            } else {
+                (1, &socks.trunk[i - PEER_SOCKETS])
+            };
+            recv_all(s, &mut rbufs, &mut rheaders, |pkt| {
+                let now = units(clock::now());
+                if pkt.len() < 12 {
+                    return;
+                }
+                let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+                let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+                if side == 0 && relay && verify {
+                    let idx = (ssrc & !TRUNK_SSRC_BIT) as usize;
+                    let Some(p) = peers.get_mut(idx) else {
+                        return;
+                    };
+                    if p.teams_rx.unprotect_rtp(pkt).is_err() {
+                        out.auth_failed += 1;
+                        return;
+                    }
+                }
+                out.received += 1;
+                hist.record(now.wrapping_sub(ts));
+            });
         }
     }
     out.gen_cpu_ns = own_cpu_ns() - cpu0;
@@ -334,13 +612,27 @@ fn main() {
     let (plane, _events) = MediaPlane::start(&cfg).unwrap();
     let socks = bind_peers();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let pinned = args.pin && cores >= 2;
+    if pinned {
+        pin_threads(cores);
+    }
     println!(
-        "relay_load: {cores} cores, {} relay worker(s), 1 generator thread, {PEER_SOCKETS} peer sockets per side, \
+        "relay_load: {cores} cores, {} relay worker(s){}, 1 generator thread{}, {PEER_SOCKETS} peer sockets per side, \
          172-byte RTP / 182-byte SRTP, 50 pps per direction per session",
         if args.workers == 0 {
             cores
         } else {
             args.workers
+        },
+        if args.floor {
+            " (bare forwarder: --floor)"
+        } else {
+            ""
+        },
+        if pinned {
+            " (pinned: workers on the first cores, generator on the last)"
+        } else {
+            ""
         }
     );
     println!(
@@ -424,13 +716,33 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
         .collect();
     let rss0 = rss();
     let first_id = *next_id;
+    let floor = args.floor.then(|| {
+        let to: Vec<(SocketAddr, SocketAddr)> = (0..n)
+            .map(|i| {
+                let s = peer_socket(i, n);
+                (
+                    socks.teams[s].local_addr().unwrap(),
+                    socks.trunk[s].local_addr().unwrap(),
+                )
+            })
+            .collect();
+        let f = Floor::start(to, args.pin.then_some(0));
+        for (p, &(teams, trunk)) in peers.iter_mut().zip(&f.addrs) {
+            p.sbc_teams = teams;
+            p.sbc_trunk = trunk;
+        }
+        f
+    });
     for (i, (inb, outb)) in keys.into_iter().enumerate() {
+        if floor.is_some() {
+            break;
+        }
         let id = *next_id;
         *next_id += 1;
         let alloc = plane.create_session(id, true).unwrap();
         let update = SessionUpdate {
-            teams_remote: Some(socks.teams[i % PEER_SOCKETS].local_addr().unwrap()),
-            trunk_remote: Some(socks.trunk[i % PEER_SOCKETS].local_addr().unwrap()),
+            teams_remote: Some(socks.teams[peer_socket(i, n)].local_addr().unwrap()),
+            trunk_remote: Some(socks.trunk[peer_socket(i, n)].local_addr().unwrap()),
             teams_inbound_key: Some(inb),
             teams_outbound_key: Some(outb),
             ..SessionUpdate::default()
@@ -440,12 +752,13 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
         peers[i].sbc_trunk = alloc.trunk;
     }
     // Wait until the workers own them all.
-    while plane.counters().sessions_active < n as u64 {
+    while floor.is_none() && plane.counters().sessions_active < n as u64 {
         std::thread::yield_now();
     }
     let per_session = rss().saturating_sub(rss0) / n as u64;
 
     let c0 = plane.counters();
+    let floor0 = floor.as_ref().map_or(0, Floor::relayed);
     let cpu0 = thread_cpu_ns("media-");
     let mut hist = Histogram::new();
     let o = run_traffic(
@@ -453,15 +766,20 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
         socks,
         true,
         args.step_secs,
-        !args.no_verify,
+        // The floor forwards the trunk's plain RTP to "Teams".
+        !args.no_verify && floor.is_none(),
         &mut hist,
     );
     let relay_cpu = thread_cpu_ns("media-") - cpu0;
     let c1 = plane.counters();
-    let relayed = Direction::ALL
-        .iter()
-        .map(|&d| c1.relayed_packets(d) - c0.relayed_packets(d))
-        .sum::<u64>();
+    let relayed = match &floor {
+        Some(f) => f.relayed() - floor0,
+        None => Direction::ALL
+            .iter()
+            .map(|&d| c1.relayed_packets(d) - c0.relayed_packets(d))
+            .sum::<u64>(),
+    };
+    drop(floor);
     let mut base = Histogram::new();
     let b = run_traffic(
         &mut peers,
