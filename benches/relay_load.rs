@@ -18,8 +18,9 @@
 //!
 //! `--floor` relays with a bare forwarder instead of the media plane (same
 //! sockets, polling and system calls, no SRTP and no session logic): what the
-//! kernel's path costs by itself under the same load. `--pin` pins the relay
-//! workers and the generator to separate cores.
+//! kernel's path costs by itself under the same load; `--floor-uring` the
+//! same forwarding on io_uring (tokio-uring). `--pin` pins the relay workers
+//! and the generator to separate cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{IoSlice, IoSliceMut};
@@ -77,6 +78,11 @@ struct Args {
     /// packet is the floor that the kernel and the polling leave.
     #[arg(long)]
     floor: bool,
+    /// The bare forwarder on io_uring (tokio-uring: one recv_from/send_to
+    /// loop per socket, submitted and reaped in batches) instead of epoll and
+    /// system calls per packet.
+    #[arg(long)]
+    floor_uring: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -269,6 +275,73 @@ impl Floor {
                         }
                     }
                 }
+            })
+            .unwrap();
+        Floor {
+            addrs,
+            relayed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The same forwarding on io_uring: per socket a task that waits for a
+    /// datagram and sends it on from the pair's other socket.
+    fn start_uring(peers: Vec<(SocketAddr, SocketAddr)>, cpu: Option<usize>) -> Floor {
+        use std::rc::Rc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let pairs: Vec<[UdpSocket; 2]> = peers
+            .iter()
+            .map(|_| {
+                [
+                    UdpSocket::bind("127.0.0.1:0").unwrap(),
+                    UdpSocket::bind("127.0.0.2:0").unwrap(),
+                ]
+            })
+            .collect();
+        let addrs = pairs
+            .iter()
+            .map(|[a, b]| (a.local_addr().unwrap(), b.local_addr().unwrap()))
+            .collect();
+        let relayed = std::sync::Arc::new(AtomicU64::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (r, st) = (relayed.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("media-floor-uring".into())
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    let mut set = CpuSet::new();
+                    set.set(cpu).unwrap();
+                    sched_setaffinity(Pid::from_raw(0), &set).unwrap();
+                }
+                tokio_uring::start(async move {
+                    for ([a, b], (to_a, to_b)) in pairs.into_iter().zip(peers) {
+                        let a = Rc::new(tokio_uring::net::UdpSocket::from_std(a));
+                        let b = Rc::new(tokio_uring::net::UdpSocket::from_std(b));
+                        for (from, via, to) in [(a.clone(), b.clone(), to_b), (b, a, to_a)] {
+                            let r = r.clone();
+                            tokio_uring::spawn(async move {
+                                let mut buf = Vec::with_capacity(2048);
+                                loop {
+                                    buf.clear();
+                                    let (got, b) = from.recv_from(buf).await;
+                                    buf = b;
+                                    if got.is_err() {
+                                        continue;
+                                    }
+                                    let (sent, b) = via.send_to(buf, to).await;
+                                    buf = b;
+                                    if sent.is_ok() {
+                                        r.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            });
+                        }
+                    }
+                    while !st.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
             })
             .unwrap();
         Floor {
@@ -624,7 +697,9 @@ fn main() {
         } else {
             args.workers
         },
-        if args.floor {
+        if args.floor_uring {
+            " (bare forwarder on io_uring: --floor-uring)"
+        } else if args.floor {
             " (bare forwarder: --floor)"
         } else {
             ""
@@ -716,7 +791,7 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
         .collect();
     let rss0 = rss();
     let first_id = *next_id;
-    let floor = args.floor.then(|| {
+    let floor = (args.floor || args.floor_uring).then(|| {
         let to: Vec<(SocketAddr, SocketAddr)> = (0..n)
             .map(|i| {
                 let s = peer_socket(i, n);
@@ -726,7 +801,11 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
                 )
             })
             .collect();
-        let f = Floor::start(to, args.pin.then_some(0));
+        let f = if args.floor_uring {
+            Floor::start_uring(to, args.pin.then_some(0))
+        } else {
+            Floor::start(to, args.pin.then_some(0))
+        };
         for (p, &(teams, trunk)) in peers.iter_mut().zip(&f.addrs) {
             p.sbc_teams = teams;
             p.sbc_trunk = trunk;
@@ -759,7 +838,10 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
 
     let c0 = plane.counters();
     let floor0 = floor.as_ref().map_or(0, Floor::relayed);
-    let cpu0 = thread_cpu_ns("media-");
+    // io_uring's kernel workers (iou-wrk-*) are threads of this process; any
+    // work punted to them is the relay's too.
+    let relay_threads_cpu = || thread_cpu_ns("media-") + thread_cpu_ns("iou-");
+    let cpu0 = relay_threads_cpu();
     let mut hist = Histogram::new();
     let o = run_traffic(
         &mut peers,
@@ -770,7 +852,7 @@ fn run_step(plane: &MediaPlane, socks: &Sockets, n: usize, next_id: &mut u64, ar
         !args.no_verify && floor.is_none(),
         &mut hist,
     );
-    let relay_cpu = thread_cpu_ns("media-") - cpu0;
+    let relay_cpu = relay_threads_cpu() - cpu0;
     let c1 = plane.counters();
     let relayed = match &floor {
         Some(f) => f.relayed() - floor0,
