@@ -14,6 +14,7 @@
 #   memory    PSS per concurrent call with MEMORY_CALLS (4,999 ~ the issue's 5,000) calls established and idle, on a
 #             fresh process (target <= 16 KiB); a short media step at that count follows
 #   media     relayed pps, loss and added latency for MEDIA_CALLS concurrent calls, 50 pps each way
+#             (one harness run per count: see the media part below)
 # "all" = smoke, then cps, overload and memory only if the smoke call passed.
 #
 # Environment (defaults): RATES ("200 400 800 1200 1600 2000 2400 3200"), STEP_S (20),
@@ -135,7 +136,12 @@ print(json.dumps({name: {"calls": n, "idle_pss_kib": idle[name]["pss_kb"], "load
 EOF
 fi
 if [ "$MODE" = media ]; then
-  run media "$OUT/media"
+  # One harness run per count: its ramp plays every step on the calls set up at its start, from
+  # sequence number 0 with the same SSRC and key, and the daemon drops what repeats the earlier
+  # steps' packets as replayed SRTP (RFC 3711 §3.3.2), which would read as loss.
+  for n in ${MEDIA_CALLS:-100 250 400 600 800}; do
+    run media "$OUT/media-$n" MEDIA_CALLS="$n"
+  done
 fi
 
 echo
