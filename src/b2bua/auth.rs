@@ -18,6 +18,8 @@ enum Refusal {
     Stale,
     /// Wrong credentials, or a nonce we did not issue: counted.
     Wrong,
+    /// Good credentials used before (same nonce, no higher count): counted.
+    Replayed,
 }
 
 impl B2bua {
@@ -31,7 +33,7 @@ impl B2bua {
         let Some(auth) = &trunk.auth else {
             return true;
         };
-        let Some(nonces) = &self.nonces else {
+        let Some(nonces) = &mut self.nonces else {
             // No key for nonces (the system's random source failed at start).
             self.reject(tx, req, 500, "Server Internal Error");
             return false;
@@ -55,25 +57,29 @@ impl B2bua {
                 NonceCheck::Fresh => {
                     // The digest covers the `uri` the client names, which is not compared
                     // with the Request-URI (RFC 2617 §3.2.2.5 says SHOULD): SIPp, for one,
-                    // names the address it sends to. A copy of the credentials is good only
-                    // for an INVITE, from this trunk's addresses, within the nonce's lifetime.
-                    if c.username == auth.username
+                    // names the address it sends to. Credentials are good for one INVITE:
+                    // a copy carries a nonce count already used.
+                    if !(c.username == auth.username
                         && c.realm == realm
-                        && c.verify(req.method.as_str(), &auth.password)
+                        && c.verify(req.method.as_str(), &auth.password))
                     {
+                        Refusal::Wrong
+                    } else if nonces.first_use(&c.nonce, c.nc.as_deref(), now) {
                         return true;
+                    } else {
+                        Refusal::Replayed
                     }
-                    Refusal::Wrong
                 }
             },
         };
-        if refusal == Refusal::Wrong {
+        if matches!(refusal, Refusal::Wrong | Refusal::Replayed) {
             metrics::counter!(crate::metrics::SIP_AUTH_FAILURES, "trunk" => trunk.name.clone())
                 .increment(1);
             tracing::debug!(
                 trunk = %trunk.name,
                 username = credentials.as_ref().map(|c| c.username.as_str()),
-                "INVITE with wrong digest credentials: challenged again"
+                replayed = refusal == Refusal::Replayed,
+                "INVITE with wrong or reused digest credentials: challenged again"
             );
         }
         let nonce = nonces.issue(now);

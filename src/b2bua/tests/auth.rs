@@ -104,6 +104,41 @@ fn wrong_password_user_or_a_forged_nonce_get_another_407() {
 }
 
 #[test]
+fn credentials_that_let_a_call_through_do_not_let_a_second_one_through() {
+    let mut h = Harness::new(AUTH);
+    let challenge = offer(&mut h, trunk_invite(1, None)).unwrap();
+    let good = answer(&challenge, "cc1", "s3cret", URI);
+    assert_eq!(offer(&mut h, trunk_invite(2, Some(&good))), None);
+    assert_eq!(h.b2bua.active_calls(), 1);
+    // The same Proxy-Authorization on a new call, as someone who saw it on the wire would
+    // send it: another 407, with a new nonce, and no second call.
+    let again = offer(
+        &mut h,
+        another_call(trunk_invite(3, Some(&good)), "cc-auth-2"),
+    )
+    .expect("replayed credentials challenged");
+    assert!(!again.contains("stale"), "{again}");
+    assert_ne!(again, challenge);
+    assert_eq!(h.b2bua.active_calls(), 1);
+    // The peer that answers the new challenge gets its call.
+    let fresh = answer(&again, "cc1", "s3cret", URI);
+    assert_eq!(
+        offer(
+            &mut h,
+            another_call(trunk_invite(4, Some(&fresh)), "cc-auth-3")
+        ),
+        None
+    );
+    assert_eq!(h.b2bua.active_calls(), 2);
+}
+
+/// The INVITE as another call (its own Call-ID).
+fn another_call(mut req: Request, call_id: &str) -> Request {
+    req.headers.set("Call-ID", call_id.to_owned());
+    req
+}
+
+#[test]
 fn a_trunk_without_auth_is_not_challenged() {
     let mut h = Harness::new("");
     assert_eq!(offer(&mut h, trunk_invite(1, None)), None);
