@@ -111,15 +111,45 @@ pub(crate) struct Pending {
     pub(crate) client_tx: Option<TxId>,
 }
 
-/// A 2xx to leg A's INVITE resent over UDP until the ACK (§13.3.1.4).
+/// RFC 3261 §17.1.1.2 T1 and T2, for resending our 2xx over UDP (§13.3.1.4).
+pub(super) const T1: Duration = Duration::from_millis(500);
+pub(super) const T2: Duration = Duration::from_secs(4);
+
+/// A 2xx to an INVITE or re-INVITE resent over UDP until its ACK (§13.3.1.4, §14.2).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Resend {
     pub(crate) response: Response,
+    /// The server transaction it answers, and the leg whose ACK stops it.
+    pub(crate) tx: TxId,
+    pub(crate) leg: LegId,
+    /// The CSeq number an ACK for it carries.
+    pub(crate) cseq: u32,
     #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) next: Instant,
     pub(crate) interval: Duration,
     #[serde(with = "crate::clock::as_wall_clock")]
     pub(crate) give_up: Instant,
+}
+
+impl Resend {
+    /// Resends `response` from `now` on: T1, doubling up to T2, for 64 × T1.
+    pub(crate) fn start(response: Response, tx: TxId, leg: LegId, now: Instant) -> Resend {
+        let cseq = response.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        Resend {
+            response,
+            tx,
+            leg,
+            cseq,
+            next: now + T1,
+            interval: T1,
+            give_up: now + 64 * T1,
+        }
+    }
+
+    /// Whether `ack`, arriving on `leg`, acknowledges this 2xx.
+    pub(crate) fn acked_by(&self, leg: LegId, ack: &Request) -> bool {
+        leg == self.leg && ack.headers.cseq().map(|c| c.seq) == Ok(self.cseq)
+    }
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

@@ -1,13 +1,13 @@
-//! Time-driven work of a call: the next Teams proxy when one stays silent, the 2xx resent
-//! to a UDP caller until its ACK, guards on calls stuck waiting, and RFC 4028 session refreshes
-//! and expiries.
+//! Time-driven work of a call: the next Teams proxy when one stays silent, the 2xx to an INVITE
+//! or re-INVITE resent to a UDP peer until its ACK, guards on calls stuck waiting, and RFC 4028
+//! session refreshes and expiries.
 
 use std::time::{Duration, Instant};
 
 use super::B2bua;
+use super::call::T2;
 use super::call::{CallKey, LegId, Purpose, State};
 use super::teardown::{End, EndedBy};
-use super::upstream::T2;
 use crate::sip::Method;
 use crate::sip::transport::Side;
 
@@ -40,8 +40,7 @@ impl B2bua {
             if r.next <= now {
                 r.interval = (r.interval * 2).min(T2);
                 r.next = now + r.interval;
-                let rsp = r.response.clone();
-                let tx = call.a_invite_tx;
+                let (tx, rsp) = (r.tx, r.response.clone());
                 self.respond(tx, rsp);
             }
         }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::body::{SdpBody, sdp_of};
-use super::call::{CallKey, LegId, Pending, Purpose, State, is_relayed, origin_of};
+use super::call::{CallKey, LegId, Pending, Purpose, Resend, State, is_relayed, origin_of};
 use super::setup::ALLOW;
 use super::teardown::End;
 use super::timer;
@@ -14,7 +14,7 @@ use super::{B2bua, is_session_method};
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::TxId;
-use crate::sip::transport::Side;
+use crate::sip::transport::{Side, TransportKind};
 
 impl B2bua {
     /// A request with a To tag. `tx` is its server transaction (None for ACK). Returns false
@@ -92,6 +92,13 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if call
+            .resend_2xx
+            .as_ref()
+            .is_some_and(|r| r.acked_by(leg, req))
+        {
+            call.resend_2xx = None;
+        }
         if leg == LegId::A && call.state == State::Answered {
             call.state = State::Confirmed;
             call.resend_2xx = None;
@@ -168,6 +175,10 @@ impl B2bua {
             {
                 rsp.headers.push("Content-Type", "application/sdp");
                 rsp.body = sd;
+            }
+            if req.method == Method::Invite && call.leg(leg).transport == TransportKind::Udp {
+                call.resend_2xx = Some(Resend::start(rsp.clone(), tx, leg, now));
+                self.schedule(key);
             }
             return self.respond(tx, rsp);
         }

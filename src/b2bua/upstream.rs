@@ -1,11 +1,11 @@
 //! Answers to the requests we sent on either leg, and their transaction outcomes.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::body::{SdpBody, sdp_of};
-use super::call::{Call, CallKey, LegId, Purpose, Resend, State};
+use super::call::{Call, CallKey, LegId, Purpose, Resend, State, T1};
 use super::setup::ALLOW;
 use super::teardown::{End, EndedBy};
 use super::timer;
@@ -14,10 +14,6 @@ use crate::sip::Method;
 use crate::sip::message::Response;
 use crate::sip::transaction::TxId;
 use crate::sip::transport::{Side, TransportKind};
-
-/// RFC 3261 §17.1.1.2 T1, for resending our 2xx over UDP (§13.3.1.4).
-const T1: Duration = Duration::from_millis(500);
-pub(super) const T2: Duration = Duration::from_secs(4);
 
 impl B2bua {
     /// The endpoint started client transaction `tx` for an [`Action::Request`].
@@ -266,18 +262,13 @@ impl B2bua {
         call.state = State::Answered;
         call.answered = Some((std::time::SystemTime::now(), now));
         call.final_status = Some(rsp.status);
+        let tx = call.a_invite_tx;
         // The 2xx is resent over UDP until the ACK; over TLS/TCP once is enough (§13.3.1.4).
         if call.a.transport == TransportKind::Udp {
-            call.resend_2xx = Some(Resend {
-                response: out.clone(),
-                next: now + T1,
-                interval: T1,
-                give_up: now + 64 * T1,
-            });
+            call.resend_2xx = Some(Resend::start(out.clone(), tx, LegId::A, now));
         } else {
             call.guard_at = Some(now + 64 * T1);
         }
-        let tx = call.a_invite_tx;
         let setup = now.saturating_duration_since(call.setup_at);
         let (tenant, direction) = (call.tenant.clone(), call.direction);
         tracing::debug!(call = key, tenant = %tenant, setup_ms = setup.as_millis() as u64, "call answered");
@@ -477,6 +468,14 @@ impl B2bua {
         };
         call.pending = None;
         let status = rsp.status;
+        // A re-INVITE's 2xx to a UDP peer is resent until its ACK, as the first one is
+        // (§14.2): the transaction absorbs a retransmitted re-INVITE and answers nothing.
+        if method == Method::Invite
+            && (200..300).contains(&out.status)
+            && call.leg(from).transport == TransportKind::Udp
+        {
+            call.resend_2xx = Some(Resend::start(out.clone(), pending.server_tx, from, now));
+        }
         self.respond(pending.server_tx, out);
         // §14.1 / RFC 5057: 481 or 408 to a mid-dialog request means the dialog is gone.
         if matches!(status, 408 | 481) {

@@ -15,19 +15,7 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
         h.b2bua
             .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
     );
-    let (reinvite, re_tx) = h
-        .run()
-        .into_iter()
-        .find_map(|(a, t)| match a {
-            Action::Request {
-                request,
-                leg: LegId::A,
-                purpose: Purpose::Offer,
-                ..
-            } => Some((request, t.unwrap())),
-            _ => None,
-        })
-        .expect("re-INVITE toward Teams");
+    let (reinvite, re_tx) = offer_toward_teams(&mut h);
     let sdp = SessionDescription::from_bytes(&reinvite.body).unwrap();
     assert_eq!(
         sdp.media[0].direction(),
@@ -36,22 +24,9 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
     assert_eq!(sdp.media[0].port, first.media[0].port);
     assert_eq!(sdp.origin.session_version, first.origin.session_version + 1);
     // Teams answers inactive; the trunk gets 200 with recvonly-or-inactive RTP/AVP.
-    let teams_answer = TEAMS_SDP
-        .replace("o=- 1 1", "o=- 1 2")
-        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
-    let mut rsp = response_to(&reinvite, 200, "ms1", Some(&teams_answer));
-    rsp.headers.set("CSeq", "1 INVITE");
-    h.b2bua
-        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
-    let acts = h.run();
+    let acts = teams_answers_hold(&mut h, call, &reinvite, re_tx);
     assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
-    let back = acts
-        .into_iter()
-        .find_map(|(a, _)| match a {
-            Action::Respond { tx: t, response } if t == tx => Some(response),
-            _ => None,
-        })
-        .unwrap();
+    let back = responses_to(acts, tx).pop().unwrap();
     assert_eq!(back.status, 200);
     let sdp = SessionDescription::from_bytes(&back.body).unwrap();
     assert_eq!(sdp.media[0].proto, "RTP/AVP");
@@ -69,6 +44,96 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
         h.now,
     );
     assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+/// The re-INVITE (or UPDATE) the B2BUA sent toward Teams with an offer, and its transaction.
+fn offer_toward_teams(h: &mut Harness) -> (Request, TxId) {
+    h.run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                leg: LegId::A,
+                purpose: Purpose::Offer,
+                ..
+            } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams")
+}
+
+/// Teams accepts the hold offer `reinvite` with an inactive answer; what the B2BUA did then.
+fn teams_answers_hold(
+    h: &mut Harness,
+    call: CallKey,
+    reinvite: &Request,
+    re_tx: TxId,
+) -> Vec<(Action, Option<TxId>)> {
+    let teams_answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    h.run()
+}
+
+/// The responses sent on server transaction `tx`.
+fn responses_to(acts: Vec<(Action, Option<TxId>)>, tx: TxId) -> Vec<Response> {
+    acts.into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_200_to_a_udp_trunks_re_invite_is_resent_until_its_ack() {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
+    );
+    let (reinvite, re_tx) = offer_toward_teams(&mut h);
+    let ok = responses_to(teams_answers_hold(&mut h, call, &reinvite, re_tx), tx);
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].status, 200);
+
+    // RFC 3261 §14.2/§13.3.1.4: lost 2xx are the UAS core's to resend, T1 then doubling.
+    let t1 = h.now + Duration::from_millis(500);
+    h.b2bua.handle_timeout(t1);
+    let again = responses_to(h.run(), tx);
+    assert_eq!(again.len(), 1, "resent after T1");
+    assert_eq!(again[0].to_bytes(), ok[0].to_bytes());
+    h.b2bua.handle_timeout(t1 + Duration::from_millis(900));
+    assert!(
+        responses_to(h.run(), tx).is_empty(),
+        "next one after 2 × T1"
+    );
+    h.b2bua.handle_timeout(t1 + Duration::from_millis(1000));
+    assert_eq!(responses_to(h.run(), tx).len(), 1);
+
+    // An ACK for an older CSeq does not stop it; the re-INVITE's own ACK does.
+    let ack = |cseq: &str| {
+        let mut ack = trunk_hold_reinvite(&b_invite);
+        ack.method = Method::Ack;
+        ack.headers.set("CSeq", format!("{cseq} ACK"));
+        ack.body = Bytes::new();
+        ack
+    };
+    let later = t1 + Duration::from_millis(1000);
+    h.b2bua.on_dialog_request(None, ack("1"), later);
+    h.b2bua.handle_timeout(later + Duration::from_secs(2));
+    assert_eq!(responses_to(h.run(), tx).len(), 1, "still resent");
+    h.b2bua
+        .on_dialog_request(None, ack("2"), later + Duration::from_secs(2));
+    h.b2bua.handle_timeout(later + Duration::from_secs(40));
+    assert!(responses_to(h.run(), tx).is_empty());
+    assert_eq!(h.b2bua.active_calls(), 1, "the call goes on");
 }
 
 #[test]
