@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::B2bua;
-use super::call::T2;
-use super::call::{CallKey, LegId, Purpose, State};
+use super::call::{CallKey, LegId, Purpose, State, T2};
 use super::teardown::{End, EndedBy};
 use crate::sip::Method;
 use crate::sip::transport::Side;
