@@ -49,7 +49,8 @@ impl B2bua {
     ) {
         if !self.calls.contains_key(&key) {
             // The call ended: what still arrives for it is dropped. A late 2xx to its INVITE
-            // is not ACKed or BYE'd (a known gap, README); the peer's timers end it.
+            // is not ACKed or BYE'd once the call is gone (while it is up, one from a proxy
+            // given up on is: `end_stray_dialog`); the peer's timers end that dialog.
             return;
         }
         match purpose {
@@ -120,13 +121,21 @@ impl B2bua {
             return;
         };
         if call.b_invite_tx != Some(tx) {
-            // An INVITE to a proxy we already gave up on. A 2xx from it would be a second
-            // call; it is left to time out on the far side (documented gap).
-            tracing::debug!(
-                call = key,
-                status = rsp.status,
-                "answer from an abandoned proxy ignored"
-            );
+            // An INVITE to a proxy we already gave up on. Its 2xx would be a second call
+            // there: ACK it (§13.2.2.4) and end it. Anything else from it changes nothing.
+            if (200..300).contains(&rsp.status) {
+                tracing::info!(
+                    call = key,
+                    "2xx from a Teams proxy given up on: ACK and BYE"
+                );
+                self.end_stray_dialog(key, &rsp);
+            } else {
+                tracing::debug!(
+                    call = key,
+                    status = rsp.status,
+                    "answer from an abandoned proxy ignored"
+                );
+            }
             return;
         }
         match rsp.status {
@@ -356,6 +365,33 @@ impl B2bua {
             purpose: Purpose::Invite,
             request: req,
             via,
+            dest,
+        });
+    }
+
+    /// ACK and BYE for the dialog a 2xx from an abandoned INVITE set up on leg B: the call's
+    /// leg B with that 2xx's tag, target and route set (same Call-ID and local tag).
+    fn end_stray_dialog(&mut self, key: CallKey, rsp: &Response) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let mut stray = call.b.clone();
+        stray.dialog.update_from_response(rsp);
+        let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let ack = stray.dialog.ack(cseq);
+        let bye = stray.dialog.request(Method::Bye);
+        let dest = self.dest_of(&stray);
+        self.actions.push_back(Action::Ack {
+            request: ack,
+            via: stray.via.clone(),
+            dest: dest.clone(),
+        });
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg: LegId::B,
+            purpose: Purpose::Bye,
+            request: bye,
+            via: stray.via,
             dest,
         });
     }

@@ -498,9 +498,8 @@ fn out_of_media_ports_gives_503_with_retry_after_and_leaves_the_first_call_alone
     assert!(h.b2bua.calls.contains_key(&first));
 }
 
-#[test]
-fn silent_first_proxy_makes_the_call_go_to_the_second() {
-    let mut h = Harness::new("");
+/// A call from the trunk toward Teams, up to the B2BUA's actions after the INVITE.
+fn trunk_call_to_teams(h: &mut Harness) -> TxId {
     let tx = h.server_tx();
     let head = "INVITE sip:+15550100@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKcc1\r\n\
         Max-Forwards: 70\r\nFrom: <sip:+15550199@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550100@127.0.0.1>\r\n\
@@ -512,6 +511,93 @@ fn silent_first_proxy_makes_the_call_go_to_the_second() {
         &trunk_source(),
         h.now,
     );
+    tx
+}
+
+/// The INVITE the B2BUA sent toward a Teams proxy, with its call and transaction.
+fn invite_to_teams(acts: Vec<(Action, Option<TxId>)>) -> (CallKey, Request, TxId) {
+    acts.into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                call,
+                request,
+                purpose: Purpose::Invite,
+                ..
+            } => Some((call, request, t.unwrap())),
+            _ => None,
+        })
+        .expect("an INVITE toward Teams")
+}
+
+#[test]
+fn a_2xx_from_a_proxy_given_up_on_is_acked_and_ended_and_the_call_stays_on_the_next_tdr_sig_09() {
+    let mut h = Harness::new("");
+    let a_tx = trunk_call_to_teams(&mut h);
+    let acts = h.run();
+    let (call, first, first_tx) = invite_to_teams(acts);
+    h.b2bua.handle_timeout(h.now + Duration::from_secs(3));
+    let (_, second, _) = invite_to_teams(h.run());
+    assert_ne!(
+        first.headers.cseq().unwrap().seq,
+        second.headers.cseq().unwrap().seq
+    );
+
+    // The first proxy answers after all.
+    let mut late = response_to(&first, 200, "late1", Some(TEAMS_SDP));
+    late.headers.set(
+        "Contact",
+        "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
+    );
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Invite, first_tx, late, h.now);
+    let acts = h.run();
+    let first_cseq = first.headers.cseq().unwrap().seq;
+    let ack = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Ack { request, dest, .. } => Some((request, dest)),
+            _ => None,
+        })
+        .expect("the late 2xx is ACKed");
+    assert_eq!(ack.0.headers.cseq().unwrap().seq, first_cseq);
+    assert_eq!(ack.0.headers.to().unwrap().tag(), Some("late1"));
+    assert!(
+        matches!(ack.1, Dest::Target(t) if t.addr.port() == 15061),
+        "{:?}",
+        ack.1
+    );
+    let bye = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Bye,
+                dest,
+                ..
+            } => Some((request, dest)),
+            _ => None,
+        })
+        .expect("and ended with a BYE");
+    assert_eq!(bye.0.headers.to().unwrap().tag(), Some("late1"));
+    assert_eq!(
+        bye.0.headers.call_id().unwrap(),
+        first.headers.call_id().unwrap()
+    );
+    assert!(bye.0.headers.cseq().unwrap().seq > second.headers.cseq().unwrap().seq);
+    assert!(matches!(bye.1, Dest::Target(t) if t.addr.port() == 15061));
+    // Nothing of it reaches the trunk, and the call waits for the second proxy.
+    assert!(
+        !acts
+            .iter()
+            .any(|(a, _)| matches!(a, Action::Respond { tx, .. } if *tx == a_tx))
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
+
+#[test]
+fn silent_first_proxy_makes_the_call_go_to_the_second() {
+    let mut h = Harness::new("");
+    trunk_call_to_teams(&mut h);
     let first: Vec<_> = h
         .run()
         .into_iter()
