@@ -26,6 +26,8 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -175,22 +177,19 @@ fn rss() -> u64 {
         * 4096
 }
 
+/// Pins thread `tid` (0: the calling thread) to core `cpu`.
+fn pin(tid: i32, cpu: usize) {
+    let mut set = CpuSet::new();
+    set.set(cpu).unwrap();
+    sched_setaffinity(Pid::from_raw(tid), &set).unwrap();
+}
+
 /// Pins the relay workers to the first cores and the generator (the calling
 /// thread) to the last one, so the two never share a core or migrate.
 fn pin_threads(cores: usize) {
-    let pin = |tid: i32, cpu: usize| {
-        let mut set = CpuSet::new();
-        set.set(cpu).unwrap();
-        sched_setaffinity(Pid::from_raw(tid), &set).unwrap();
-    };
-    let mut k = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("media-") {
-            let tid = task.file_name().to_string_lossy().parse().unwrap();
-            pin(tid, k % (cores - 1));
-            k += 1;
-        }
+    for (k, task) in threads_named("media-").iter().enumerate() {
+        let tid = task.file_name().unwrap().to_string_lossy().parse().unwrap();
+        pin(tid, k % (cores - 1));
     }
     pin(0, cores - 1);
 }
@@ -199,127 +198,86 @@ fn pin_threads(cores: usize) {
 /// sent on unchanged from the pair's other socket to a fixed peer.
 struct Floor {
     addrs: Vec<(SocketAddr, SocketAddr)>,
-    relayed: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    relayed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// One pair per session: the "Teams" socket, the "trunk" socket.
+type Pairs = Vec<[UdpSocket; 2]>;
+
 impl Floor {
     /// Pair i forwards what reaches its first socket to `peers[i].1` and what
-    /// reaches its second to `peers[i].0`.
+    /// reaches its second to `peers[i].0`: on epoll, as the relay workers do.
     fn start(peers: Vec<(SocketAddr, SocketAddr)>, cpu: Option<usize>) -> Floor {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let bind = |ip: &str| {
-            let s = UdpSocket::bind((ip, 0)).unwrap();
-            s.set_nonblocking(true).unwrap();
-            mio::net::UdpSocket::from_std(s)
-        };
-        let mut pairs: Vec<[mio::net::UdpSocket; 2]> = peers
-            .iter()
-            .map(|_| [bind("127.0.0.1"), bind("127.0.0.2")])
-            .collect();
-        let addrs = pairs
-            .iter()
-            .map(|[a, b]| (a.local_addr().unwrap(), b.local_addr().unwrap()))
-            .collect();
-        let poll = mio::Poll::new().unwrap();
-        for (i, pair) in pairs.iter_mut().enumerate() {
-            for (side, sock) in pair.iter_mut().enumerate() {
-                poll.registry()
-                    .register(sock, mio::Token(i * 2 + side), mio::Interest::READABLE)
-                    .unwrap();
-            }
-        }
-        let relayed = std::sync::Arc::new(AtomicU64::new(0));
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (r, st) = (relayed.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("media-floor".into())
-            .spawn(move || {
-                if let Some(cpu) = cpu {
-                    let mut set = CpuSet::new();
-                    set.set(cpu).unwrap();
-                    sched_setaffinity(Pid::from_raw(0), &set).unwrap();
+        Floor::spawn("media-floor", peers, cpu, |pairs, peers, relayed, stop| {
+            let mut pairs: Vec<[mio::net::UdpSocket; 2]> = pairs
+                .into_iter()
+                .map(|pair| {
+                    pair.map(|s| {
+                        s.set_nonblocking(true).unwrap();
+                        mio::net::UdpSocket::from_std(s)
+                    })
+                })
+                .collect();
+            let mut poll = mio::Poll::new().unwrap();
+            for (i, pair) in pairs.iter_mut().enumerate() {
+                for (side, sock) in pair.iter_mut().enumerate() {
+                    poll.registry()
+                        .register(sock, mio::Token(i * 2 + side), mio::Interest::READABLE)
+                        .unwrap();
                 }
-                let mut poll = poll;
-                let mut events = mio::Events::with_capacity(1024);
-                let mut bufs = [[0u8; 2048]; 4];
-                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(4, None);
-                let mut ready = std::collections::VecDeque::new();
-                while !st.load(Ordering::Relaxed) {
-                    let timeout = if ready.is_empty() { 50 } else { 0 };
-                    let _ = poll.poll(&mut events, Some(Duration::from_millis(timeout)));
-                    ready.extend(events.iter().map(|e| e.token().0));
-                    for _ in 0..ready.len() {
-                        let Some(t) = ready.pop_front() else { break };
-                        let (i, side) = (t / 2, t % 2);
-                        let mut lens = [0usize; 4];
-                        let n =
-                            match recv_batch(&pairs[i][side], &mut bufs, &mut headers, &mut lens) {
-                                Ok(n) => n,
-                                Err(nix::errno::Errno::EAGAIN) => 0,
-                                // An ICMP error, reported once: read on at the next turn.
-                                Err(_) => {
-                                    ready.push_back(t);
-                                    0
-                                }
-                            };
-                        let to = if side == 0 { peers[i].1 } else { peers[i].0 };
-                        for (b, &l) in bufs.iter().zip(&lens[..n]) {
-                            if pairs[i][1 - side].send_to(&b[..l], to).is_ok() {
-                                r.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        if n == 4 {
+            }
+            let mut events = mio::Events::with_capacity(1024);
+            let mut bufs = [[0u8; 2048]; 4];
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(4, None);
+            let mut ready = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                let timeout = if ready.is_empty() { 50 } else { 0 };
+                let _ = poll.poll(&mut events, Some(Duration::from_millis(timeout)));
+                ready.extend(events.iter().map(|e| e.token().0));
+                for _ in 0..ready.len() {
+                    let Some(t) = ready.pop_front() else { break };
+                    let (i, side) = (t / 2, t % 2);
+                    let mut lens = [0usize; 4];
+                    let n = match recv_batch(&pairs[i][side], &mut bufs, &mut headers, &mut lens) {
+                        Ok(n) => n,
+                        Err(nix::errno::Errno::EAGAIN) => 0,
+                        // An ICMP error, reported once: read on at the next turn.
+                        Err(_) => {
                             ready.push_back(t);
+                            0
+                        }
+                    };
+                    let to = if side == 0 { peers[i].1 } else { peers[i].0 };
+                    for (b, &l) in bufs.iter().zip(&lens[..n]) {
+                        if pairs[i][1 - side].send_to(&b[..l], to).is_ok() {
+                            relayed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    if n == 4 {
+                        ready.push_back(t);
+                    }
                 }
-            })
-            .unwrap();
-        Floor {
-            addrs,
-            relayed,
-            stop,
-            thread: Some(thread),
-        }
+            }
+        })
     }
 
     /// The same forwarding on io_uring: per socket a task that waits for a
     /// datagram and sends it on from the pair's other socket.
     fn start_uring(peers: Vec<(SocketAddr, SocketAddr)>, cpu: Option<usize>) -> Floor {
         use std::rc::Rc;
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let pairs: Vec<[UdpSocket; 2]> = peers
-            .iter()
-            .map(|_| {
-                [
-                    UdpSocket::bind("127.0.0.1:0").unwrap(),
-                    UdpSocket::bind("127.0.0.2:0").unwrap(),
-                ]
-            })
-            .collect();
-        let addrs = pairs
-            .iter()
-            .map(|[a, b]| (a.local_addr().unwrap(), b.local_addr().unwrap()))
-            .collect();
-        let relayed = std::sync::Arc::new(AtomicU64::new(0));
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (r, st) = (relayed.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("media-floor-uring".into())
-            .spawn(move || {
-                if let Some(cpu) = cpu {
-                    let mut set = CpuSet::new();
-                    set.set(cpu).unwrap();
-                    sched_setaffinity(Pid::from_raw(0), &set).unwrap();
-                }
+        Floor::spawn(
+            "media-floor-uring",
+            peers,
+            cpu,
+            |pairs, peers, relayed, stop| {
                 tokio_uring::start(async move {
                     for ([a, b], (to_a, to_b)) in pairs.into_iter().zip(peers) {
                         let a = Rc::new(tokio_uring::net::UdpSocket::from_std(a));
                         let b = Rc::new(tokio_uring::net::UdpSocket::from_std(b));
                         for (from, via, to) in [(a.clone(), b.clone(), to_b), (b, a, to_a)] {
-                            let r = r.clone();
+                            let relayed = relayed.clone();
                             tokio_uring::spawn(async move {
                                 let mut buf = Vec::with_capacity(2048);
                                 loop {
@@ -332,16 +290,53 @@ impl Floor {
                                     let (sent, b) = via.send_to(buf, to).await;
                                     buf = b;
                                     if sent.is_ok() {
-                                        r.fetch_add(1, Ordering::Relaxed);
+                                        relayed.fetch_add(1, Ordering::Relaxed);
                                     }
                                 }
                             });
                         }
                     }
-                    while !st.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 });
+            },
+        )
+    }
+
+    /// Binds a socket pair per peer pair and runs `forward` on a thread named
+    /// `name` (pinned to `cpu` if given) until the floor is dropped.
+    fn spawn(
+        name: &str,
+        peers: Vec<(SocketAddr, SocketAddr)>,
+        cpu: Option<usize>,
+        forward: impl FnOnce(Pairs, Vec<(SocketAddr, SocketAddr)>, Arc<AtomicU64>, Arc<AtomicBool>)
+        + Send
+        + 'static,
+    ) -> Floor {
+        let pairs: Pairs = peers
+            .iter()
+            .map(|_| {
+                [
+                    UdpSocket::bind("127.0.0.1:0").unwrap(),
+                    UdpSocket::bind("127.0.0.2:0").unwrap(),
+                ]
+            })
+            .collect();
+        let addrs = pairs
+            .iter()
+            .map(|[a, b]| (a.local_addr().unwrap(), b.local_addr().unwrap()))
+            .collect();
+        let relayed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, st) = (relayed.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin(0, cpu);
+                }
+                forward(pairs, peers, r, st);
             })
             .unwrap();
         Floor {
@@ -353,40 +348,50 @@ impl Floor {
     }
 
     fn relayed(&self) -> u64 {
-        self.relayed.load(std::sync::atomic::Ordering::Relaxed)
+        self.relayed.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Floor {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+/// This process's threads whose name starts with `prefix` (their
+/// `/proc/self/task` entries).
+fn threads_named(prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .map(|task| task.path())
+        .filter(|path| {
+            std::fs::read_to_string(path.join("comm"))
+                .unwrap_or_default()
+                .starts_with(prefix)
+        })
+        .collect()
+}
+
 /// CPU nanoseconds of this process's threads whose name starts with `prefix`.
 fn thread_cpu_ns(prefix: &str) -> u64 {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end().starts_with(prefix) {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            total += stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
+    threads_named(prefix).iter().map(|t| cpu_ns(t)).sum()
 }
 
 /// CPU nanoseconds of the calling thread.
 fn own_cpu_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    stat.split_whitespace()
+    cpu_ns(std::path::Path::new("/proc/thread-self"))
+}
+
+/// User + kernel time of the thread at `task` (a /proc task directory): the first field
+/// of its `schedstat`.
+fn cpu_ns(task: &std::path::Path) -> u64 {
+    std::fs::read_to_string(task.join("schedstat"))
+        .unwrap_or_default()
+        .split_whitespace()
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
