@@ -46,22 +46,6 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
     assert_eq!(h.b2bua.active_calls(), 1);
 }
 
-/// The re-INVITE (or UPDATE) the B2BUA sent toward Teams with an offer, and its transaction.
-fn offer_toward_teams(h: &mut Harness) -> (Request, TxId) {
-    h.run()
-        .into_iter()
-        .find_map(|(a, t)| match a {
-            Action::Request {
-                request,
-                leg: LegId::A,
-                purpose: Purpose::Offer,
-                ..
-            } => Some((request, t.unwrap())),
-            _ => None,
-        })
-        .expect("re-INVITE toward Teams")
-}
-
 /// Teams accepts the hold offer `reinvite` with an inactive answer; what the B2BUA did then.
 fn teams_answers_hold(
     h: &mut Harness,
@@ -77,16 +61,6 @@ fn teams_answers_hold(
     h.b2bua
         .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
     h.run()
-}
-
-/// The responses sent on server transaction `tx`.
-fn responses_to(acts: Vec<(Action, Option<TxId>)>, tx: TxId) -> Vec<Response> {
-    acts.into_iter()
-        .filter_map(|(a, _)| match a {
-            Action::Respond { tx: t, response } if t == tx => Some(response),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

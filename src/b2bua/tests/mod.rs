@@ -195,6 +195,32 @@ fn trunk_hold_reinvite(b_invite: &Request) -> Request {
     request(&with_body(head, &held))
 }
 
+/// The re-INVITE (or UPDATE) the B2BUA sent toward Teams with an offer, and its transaction.
+fn offer_toward_teams(h: &mut Harness) -> (Request, TxId) {
+    h.run()
+        .into_iter()
+        .find_map(|(a, t)| match a {
+            Action::Request {
+                request,
+                leg: LegId::A,
+                purpose: Purpose::Offer,
+                ..
+            } => Some((request, t.unwrap())),
+            _ => None,
+        })
+        .expect("re-INVITE toward Teams")
+}
+
+/// The responses sent on server transaction `tx`.
+fn responses_to(acts: Vec<(Action, Option<TxId>)>, tx: TxId) -> Vec<Response> {
+    acts.into_iter()
+        .filter_map(|(a, _)| match a {
+            Action::Respond { tx: t, response } if t == tx => Some(response),
+            _ => None,
+        })
+        .collect()
+}
+
 fn response_to(req: &Request, status: u16, to_tag: &str, sdp: Option<&str>) -> Response {
     let mut r = Response::for_request(req, status, "X", Some(to_tag));
     r.headers.push("Contact", "<sip:cc@127.0.0.1:5080>");

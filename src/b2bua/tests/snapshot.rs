@@ -75,19 +75,7 @@ fn a_confirmed_call_read_back_from_its_snapshot_holds_on_the_same_media_address_
         h.b2bua
             .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
     );
-    let reinvite = h
-        .run()
-        .into_iter()
-        .find_map(|(a, _)| match a {
-            Action::Request {
-                request,
-                leg: LegId::A,
-                purpose: Purpose::Offer,
-                ..
-            } => Some(request),
-            _ => None,
-        })
-        .expect("re-INVITE toward Teams");
+    let (reinvite, _) = offer_toward_teams(&mut h);
     let raw = text(&reinvite.to_bytes());
     assert!(raw.contains("Call-ID: teams-call-1@pstnhub\r\n"), "{raw}");
     assert!(
