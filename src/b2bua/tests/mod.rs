@@ -540,19 +540,28 @@ fn trunk_call_to_teams(h: &mut Harness) -> TxId {
     tx
 }
 
+/// The first request among `acts` sent for `purpose`: its call, the request, where it goes
+/// and its client transaction.
+fn sent(
+    acts: &[(Action, Option<TxId>)],
+    purpose: Purpose,
+) -> Option<(CallKey, &Request, &Dest, Option<TxId>)> {
+    acts.iter().find_map(|(a, t)| match a {
+        Action::Request {
+            call,
+            request,
+            purpose: p,
+            dest,
+            ..
+        } if *p == purpose => Some((*call, request, dest, *t)),
+        _ => None,
+    })
+}
+
 /// The INVITE the B2BUA sent toward a Teams proxy, with its call and transaction.
 fn invite_to_teams(acts: Vec<(Action, Option<TxId>)>) -> (CallKey, Request, TxId) {
-    acts.into_iter()
-        .find_map(|(a, t)| match a {
-            Action::Request {
-                call,
-                request,
-                purpose: Purpose::Invite,
-                ..
-            } => Some((call, request, t.unwrap())),
-            _ => None,
-        })
-        .expect("an INVITE toward Teams")
+    let (call, invite, _, tx) = sent(&acts, Purpose::Invite).expect("an INVITE toward Teams");
+    (call, invite.clone(), tx.unwrap())
 }
 
 #[test]
@@ -592,25 +601,14 @@ fn a_2xx_from_a_proxy_given_up_on_is_acked_and_ended_and_the_call_stays_on_the_n
         "{:?}",
         ack.1
     );
-    let bye = acts
-        .iter()
-        .find_map(|(a, _)| match a {
-            Action::Request {
-                request,
-                purpose: Purpose::Bye,
-                dest,
-                ..
-            } => Some((request, dest)),
-            _ => None,
-        })
-        .expect("and ended with a BYE");
-    assert_eq!(bye.0.headers.to().unwrap().tag(), Some("late1"));
+    let (_, bye, bye_dest, _) = sent(&acts, Purpose::Bye).expect("and ended with a BYE");
+    assert_eq!(bye.headers.to().unwrap().tag(), Some("late1"));
     assert_eq!(
-        bye.0.headers.call_id().unwrap(),
+        bye.headers.call_id().unwrap(),
         first.headers.call_id().unwrap()
     );
-    assert!(bye.0.headers.cseq().unwrap().seq > second.headers.cseq().unwrap().seq);
-    assert!(matches!(bye.1, Dest::Target(t) if t.addr.port() == 15061));
+    assert!(bye.headers.cseq().unwrap().seq > second.headers.cseq().unwrap().seq);
+    assert!(matches!(bye_dest, Dest::Target(t) if t.addr.port() == 15061));
     // Nothing of it reaches the trunk, and the call waits for the second proxy.
     assert!(
         !acts

@@ -23,17 +23,7 @@ fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_cal
         acts.iter()
             .any(|(a, _)| matches!(a, Action::Respond { response, .. } if response.status == 202))
     );
-    let notify = acts
-        .iter()
-        .find_map(|(a, _)| match a {
-            Action::Request {
-                request,
-                purpose: Purpose::Notify,
-                ..
-            } => Some(request.clone()),
-            _ => None,
-        })
-        .expect("NOTIFY 100");
+    let notify = sent(&acts, Purpose::Notify).expect("NOTIFY 100").1.clone();
     assert_eq!(notify.body.as_ref(), b"SIP/2.0 100 Trying\r\n");
     let (invite, itx) = acts
         .iter()
