@@ -37,11 +37,12 @@ fn subdir(root: &Path, name: &str) -> PathBuf {
 }
 
 /// The lab config with trunk cc1 at `trunk_port`, the Teams proxy at `proxy_addr` and the media
-/// range `ports` (each test its own, below the ephemeral range).
+/// range `ports` (each test its own, below the ephemeral range). The proxy is configured with
+/// `proxy_addr`'s port, so its up gauge is `proxy_label(proxy_addr)`.
 fn config(certs: &Certs, trunk_port: u16, proxy_addr: &str, ports: (u16, u16)) -> String {
     let extra = format!(
         "{}[media]\nport_min = {}\nport_max = {}\n",
-        teams_section(PROXY, proxy_addr, 60, 2000),
+        teams_section_at(PROXY, port_of(proxy_addr), proxy_addr, 60, 2000),
         ports.0,
         ports.1
     );
@@ -52,6 +53,15 @@ fn config(certs: &Certs, trunk_port: u16, proxy_addr: &str, ports: (u16, u16)) -
     );
     assert_ne!(lab, text, "lab_config no longer names the trunk at 5080");
     text
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.parse::<SocketAddr>().unwrap().port()
+}
+
+/// The `proxy` label of the Teams proxy `config` puts at `proxy_addr`.
+fn proxy_label(proxy_addr: &str) -> String {
+    format!("{PROXY}:{}", port_of(proxy_addr))
 }
 
 /// SIPp running one call of `tests/sipp/<sf>`, its message trace beside its log.
@@ -438,8 +448,14 @@ async fn trunk_call_to_teams_relays_rtp_to_srtp_and_back_tdr_med_06_07() {
         )],
     );
     let d = Daemon::start(&config(&certs, free_udp_port(), &tun, (24200, 24299))).await;
+    // This daemon's own series: every daemon of this binary sets its proxies' gauges.
+    let proxy = proxy_label(&tun);
     wait_for("the Teams proxy up", SETUP, || {
-        let up = metric(&d.metrics(), "drawbridge_teams_proxy_up", &[]);
+        let up = metric(
+            &d.metrics(),
+            "drawbridge_teams_proxy_up",
+            &[("proxy", &proxy)],
+        );
         (up == 1.0).then_some(())
     })
     .await;

@@ -209,9 +209,23 @@ pub async fn wait_exit(mut p: peers::Proc, timeout: Duration) -> (peers::Proc, i
     .unwrap()
 }
 
-/// A `[teams]` section whose only proxy is at `addr` under `host`.
+/// A `[teams]` section whose only proxy is at `addr` under `host`, port 5061.
 pub fn teams_section(host: &str, addr: &str, interval_s: u64, timeout_ms: u64) -> String {
+    teams_section_at(host, 5061, addr, interval_s, timeout_ms)
+}
+
+/// As `teams_section`, with the proxy's configured `port`. That port is in the proxy's
+/// `drawbridge_teams_proxy_up{proxy="host:port"}` series, and daemons started by one test
+/// binary share one process-wide metrics recorder: a port only one daemon names keeps its
+/// series its own.
+pub fn teams_section_at(
+    host: &str,
+    port: u16,
+    addr: &str,
+    interval_s: u64,
+    timeout_ms: u64,
+) -> String {
     format!(
-        "[teams]\noptions_interval_s = {interval_s}\noptions_timeout_ms = {timeout_ms}\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"{host}\"\nport = 5061\naddress = \"{addr}\"\n"
+        "[teams]\noptions_interval_s = {interval_s}\noptions_timeout_ms = {timeout_ms}\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"{host}\"\nport = {port}\naddress = \"{addr}\"\n"
     )
 }
