@@ -166,6 +166,30 @@ fn trunk_uas(dir: &Path, port: u16, rtp_port: u16) -> Proc {
     )
 }
 
+/// "Contact center" UAS on UDP `port` whose agent (media at `rtp_port`) transfers the caller
+/// to a target at the same SIPp (media at `target_rtp_port`).
+fn trunk_uas_refers(dir: &Path, port: u16, rtp_port: u16, target_rtp_port: u16) -> Proc {
+    sipp(
+        dir,
+        "trunk-uas",
+        "trunk_uas_refers.xml",
+        &[
+            "-t",
+            "u1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "2",
+            "-key",
+            "rtp_port",
+            &rtp_port.to_string(),
+            "-key",
+            "rtp_port2",
+            &target_rtp_port.to_string(),
+        ],
+    )
+}
+
 /// "Contact center" UAC over UDP to `target`.
 fn trunk_uac(dir: &Path, target: &str, rtp_port: u16) -> Proc {
     sipp(
@@ -308,13 +332,22 @@ struct TeamsCall {
 }
 
 async fn teams_originated_call(ports: (u16, u16)) -> TeamsCall {
+    teams_call_answered_by(ports, trunk_uas).await
+}
+
+/// As `teams_originated_call`, with the contact center's SIPp started by `uas(dir, SIP port,
+/// the port of the trunk-side media socket)`.
+async fn teams_call_answered_by(
+    ports: (u16, u16),
+    uas: impl FnOnce(&Path, u16, u16) -> Proc,
+) -> TeamsCall {
     let certs = Certs::new("sbc.example.test");
     let dir = tempfile::tempdir().unwrap();
     let (teams, trunk) = (socket().await, socket().await);
     let uas_port = free_udp_port();
     // No Teams proxy in this test: pings go to the discard port and fail, which is harmless.
     let d = Daemon::start(&config(&certs, uas_port, "127.0.0.1:9", ports)).await;
-    let mut uas = trunk_uas(
+    let mut uas = uas(
         &subdir(dir.path(), "trunk"),
         uas_port,
         trunk.local_addr().unwrap().port(),
@@ -414,6 +447,60 @@ async fn tampered_srtp_on_a_call_is_dropped_and_counted() {
         .expect("the next intact packet arrives");
     assert_eq!(rtp_fields(&got), rtp_fields(&third));
 
+    call_completed(call.uac).await;
+    call_completed(call.uas).await;
+    call.d.stop().await;
+}
+
+/// TDR-XFR-04 end to end: the agent transfers the Teams caller with REFER; once the target
+/// answers, the caller's SRTP reaches the target as RTP and the target's RTP reaches the caller
+/// as SRTP with the key Teams already has, and the agent gets nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_transfer_moves_the_teams_callers_media_to_the_target_tdr_xfr_04() {
+    let target = socket().await;
+    let target_port = target.local_addr().unwrap().port();
+    let mut call = teams_call_answered_by((24300, 24399), |dir, port, rtp| {
+        trunk_uas_refers(dir, port, rtp, target_port)
+    })
+    .await;
+    let transferred = call._dir.path().join("trunk/transferred.txt");
+    wait_for("the target's answer ACKed", SETUP, || {
+        transferred.exists().then_some(())
+    })
+    .await;
+    let e = &mut call.ends;
+    // The media plane applies the switch at its worker's next turn: probe until it has.
+    let mut arrived = false;
+    for seq in 4000..4050 {
+        let probe = rtp(seq, 0, 0x7ea5_0003, 0, &[9; 160]);
+        let wire = e.teams_tx.encrypt_rtp(&probe).unwrap();
+        e.teams.send_to(&wire, e.to_teams_side).await.unwrap();
+        if recv_within(&target, Duration::from_millis(100))
+            .await
+            .is_some()
+        {
+            arrived = true;
+            break;
+        }
+    }
+    assert!(arrived, "no media from the caller at the transfer target");
+    let agent = std::mem::replace(&mut e.trunk, target);
+    e.srtp_from_teams_arrives_as_rtp().await;
+    e.rtp_from_trunk_arrives_as_srtp().await;
+    while recv_within(&agent, Duration::from_millis(50))
+        .await
+        .is_some()
+    {}
+    let last = rtp(4100, 0, 0x7ea5_0003, 0, &[7; 160]);
+    let wire = e.teams_tx.encrypt_rtp(&last).unwrap();
+    e.teams.send_to(&wire, e.to_teams_side).await.unwrap();
+    assert!(recv_within(&e.trunk, ARRIVAL).await.is_some());
+    assert!(
+        recv_within(&agent, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the agent still gets the caller's media"
+    );
     call_completed(call.uac).await;
     call_completed(call.uas).await;
     call.d.stop().await;

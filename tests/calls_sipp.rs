@@ -242,6 +242,79 @@ async fn teams_to_trunk_call_ends_when_the_trunk_hangs_up() {
     d.stop().await;
 }
 
+/// TDR-XFR-04: the contact center's agent transfers the Teams caller with REFER. The SBC
+/// completes it locally: 202 and NOTIFYs to the agent, a new INVITE to the target through the
+/// trunk, and the caller moves to the target without Teams being asked anything (the Teams
+/// SIPp fails on any request it does not expect). Teams' BYE then reaches the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_refer_moves_the_teams_caller_to_the_target_tdr_xfr_04() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = lab.one_tenant(trunk.port, &[no_proxy()]).await;
+    // Two calls for SIPp: the agent's, then the transfer target's.
+    let uas = trunk.uas(
+        "uas",
+        "trunk_uas_refers.xml",
+        &[
+            "-m",
+            "2",
+            "-key",
+            "rtp_port",
+            "49180",
+            "-key",
+            "rtp_port2",
+            "49190",
+        ],
+    );
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "3000"],
+    );
+    expect_success(uac, &teams.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+
+    let c = trunk.trace("uas");
+    let invites = c.requests("INVITE");
+    assert_eq!(invites.len(), 2, "the call, then the transfer:\n{}", c.raw);
+    let (first, transfer) = (invites[0], invites[1]);
+    assert!(
+        first_line(transfer).starts_with("INVITE sip:+15550142@127.0.0.1:"),
+        "{transfer}"
+    );
+    assert_ne!(header(first, "Call-ID"), header(transfer, "Call-ID"));
+    assert_eq!(
+        header(transfer, "From").split(";tag=").next(),
+        header(first, "From").split(";tag=").next(),
+        "the target sees the caller as the agent did"
+    );
+    assert!(header(transfer, "Referred-By").starts_with("<sip:agent7@"));
+    // Topology hiding holds for the new leg too.
+    let t = teams.trace("uac");
+    assert_ne!(header(transfer, "Call-ID"), header(&t.sent[0], "Call-ID"));
+    for needle in ["pstnhub", TENANT1, "TLS", "Microsoft", TEAMS_KEY] {
+        assert!(
+            !transfer.contains(needle),
+            "{needle:?} leaked to the trunk:\n{transfer}"
+        );
+    }
+    // The same media address toward the trunk for the target as for the agent (TDR-MED-08).
+    let m = |inv: &str| {
+        inv.lines()
+            .find(|l| l.starts_with("m=audio"))
+            .map(str::to_owned)
+    };
+    assert_eq!(m(first), m(transfer));
+    // The caller's BYE went to the target (call 2), not the agent, who had hung up.
+    let byes = c.requests("BYE");
+    assert_eq!(byes.len(), 1, "{byes:?}");
+    assert_eq!(header(byes[0], "Call-ID"), header(transfer, "Call-ID"));
+    assert_eq!(t.requests("INVITE").len(), 0, "no re-INVITE toward Teams");
+    d.stop().await;
+}
+
 /// TDR-INV-01..05, TDR-MED-01/02/04, TDR-HDR-01/03, TDR-XFR-01 on the INVITE toward Teams.
 fn assert_teams_invite_shape(invite: &str, proxy_host: &str) {
     assert_eq!(

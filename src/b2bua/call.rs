@@ -53,8 +53,11 @@ pub(crate) enum Purpose {
     Bye,
     /// PRACK for a reliable provisional (RFC 3262).
     Prack,
-    /// The INVITE a REFER from Teams asked for (TDR-XFR-02).
+    /// The INVITE a REFER asked for (TDR-XFR-02 from Teams, TDR-XFR-04 from the trunk).
     Transfer,
+    /// A re-INVITE of ours whose offer no peer request waits on: toward Teams, once a
+    /// trunk's transfer is answered by a party Teams must hear of (TDR-XFR-04).
+    Reoffer,
     /// NOTIFY of a transfer's progress; nothing waits for its answer.
     Notify,
 }
@@ -200,7 +203,7 @@ pub(crate) struct Call {
     pub(crate) early_answer: Option<Bytes>,
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
-    /// A transfer asked for by Teams with REFER, in progress.
+    /// A transfer asked for with REFER, in progress.
     pub(crate) transfer: Option<Box<Transfer>>,
 }
 
@@ -226,13 +229,22 @@ mod answered_at {
     }
 }
 
-/// TDR-XFR-02: the new dialog toward Teams that will replace the leg that sent REFER.
+/// The new dialog that will replace the leg that sent REFER: toward Teams (TDR-XFR-02) or
+/// toward the trunk (TDR-XFR-04), the side `new_leg` is on.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Transfer {
     pub(crate) refer_leg: LegId,
     pub(crate) new_leg: Leg,
     pub(crate) invite_tx: Option<TxId>,
     pub(crate) invite_cseq: u32,
+    /// Toward the trunk: the SDP offered to the new party. It becomes what the trunk's leg
+    /// last got from us once the party answers; until then the old party's stays.
+    #[serde(default, with = "crate::sip::message::text_bytes::option")]
+    pub(crate) offer: Option<Bytes>,
+    /// The trunk hung up on its REFER's dialog (a blind transfer, RFC 5589 §6): no NOTIFY
+    /// goes there, and a transfer that fails ends the call.
+    #[serde(default)]
+    pub(crate) referrer_gone: bool,
 }
 
 impl Call {

@@ -62,7 +62,9 @@ impl B2bua {
                 let rsp = Response::for_request(&req, 200, "OK", None);
                 self.respond(tx, rsp);
                 let side = self.calls.get(&key).map(|c| c.leg(leg).side);
-                if let Some(side) = side {
+                if let Some(side) = side
+                    && !self.referrer_left(key, leg)
+                {
                     self.end_call(key, End::bye(side), now);
                 }
             }

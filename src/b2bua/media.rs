@@ -302,6 +302,65 @@ impl CallMedia {
         self.offer(plane, SdpSide::Trunk, last.as_ref())
     }
 
+    /// The offer to the party a trunk's REFER names (TDR-XFR-04): what the trunk's leg last
+    /// got from us (Teams' codecs on our trunk-side address), its audio stream alone and
+    /// sendrecv, since the new party is nobody's hold. Other offers wait (491) until
+    /// `rebridge_trunk` or `abandon_offer`.
+    pub(crate) fn trunk_transfer_offer(&mut self) -> Result<SessionDescription, BridgeError> {
+        let last = self.last_to_trunk.as_ref().ok_or(BridgeError::NoOffer)?;
+        let mut sd = SessionDescription::from_bytes(last).map_err(|_| BridgeError::NoOffer)?;
+        let i = sd.first_active_audio().ok_or(RewriteError::NoAudioStream {
+            side: SdpSide::Trunk,
+        })?;
+        let mut audio = sd.media.swap_remove(i);
+        audio.set_direction(Direction::SendRecv);
+        sd.media = vec![audio];
+        let out = self.trunk_origin.stamp(sd);
+        self.pending = Some((SdpSide::Teams, None));
+        Ok(out)
+    }
+
+    /// The new trunk party's answer to `offer` (TDR-XFR-04): the media plane turns to it at
+    /// once. Returns the offer to put to Teams when what we last told Teams no longer holds
+    /// (other codecs, or a hold the old party had asked for), None when Teams' SDP stays.
+    pub(crate) fn rebridge_trunk(
+        &mut self,
+        plane: &MediaPlane,
+        offer: Bytes,
+        answer: &SessionDescription,
+    ) -> Result<Option<SessionDescription>, BridgeError> {
+        self.pending = None;
+        self.last_to_trunk = Some(offer);
+        self.late_answer(plane, SdpSide::Trunk, answer)?;
+        let before = self.teams_origin.version();
+        let leg = self.leg(SdpSide::Teams);
+        let crypto = self.crypto.to_string();
+        let out = offer_to_teams(
+            Some(answer),
+            &leg,
+            &self.policy,
+            &crypto,
+            &mut self.teams_origin,
+        )?;
+        // Same SDP, same version (`OriginState::stamp`): Teams has nothing to learn.
+        if self.teams_origin.version() == before {
+            return Ok(None);
+        }
+        self.last_to_teams = Some(printed(&out));
+        self.pending = Some((SdpSide::Trunk, Some(Box::new(answer.clone()))));
+        Ok(Some(out))
+    }
+
+    /// Teams' answer to a `rebridge_trunk` offer: only the media plane needs it.
+    pub(crate) fn teams_answered_reoffer(
+        &mut self,
+        plane: &MediaPlane,
+        answer: &SessionDescription,
+    ) -> Result<(), BridgeError> {
+        self.pending = None;
+        self.late_answer(plane, SdpSide::Teams, answer)
+    }
+
     /// A new Teams dialog replacing the current one (INVITE with Replaces, TDR-INV-19):
     /// its offer is answered here from what the trunk's party last said; the trunk leg
     /// notices nothing.

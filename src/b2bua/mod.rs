@@ -153,7 +153,7 @@ pub(crate) struct B2bua {
     calls: HashMap<CallKey, Box<Call>>,
     /// (Call-ID, our tag) of every leg → its call.
     dialogs: HashMap<(String, String), (CallKey, LegId)>,
-    /// Dialogs a call left behind (replaced by a transfer), until their BYE.
+    /// Dialogs a call left behind (replaced by a transfer), until their BYE or the call ends.
     detached: HashMap<(String, String), CallKey>,
     /// Leg A's INVITE server transaction → its call, for CANCEL.
     invites: HashMap<TxId, CallKey>,

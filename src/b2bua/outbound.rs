@@ -113,21 +113,14 @@ impl B2bua {
         let (target, local, remote, contact, via, transport, dest, proxies_left, fallback) =
             match b_side {
                 Side::Trunk => {
-                    let uri = Uri::parse(&route.trunk.uri).ok();
-                    let transport = uri
-                        .as_ref()
-                        .and_then(|u| u.param("transport").flatten().map(str::to_ascii_lowercase))
-                        .map(|t| match t.as_str() {
-                            "tcp" => TransportKind::Tcp,
-                            "tls" => TransportKind::Tls,
-                            _ => TransportKind::Udp,
-                        })
-                        .unwrap_or(TransportKind::Udp);
-                    let (host, port) = uri
-                        .as_ref()
-                        .map(|u| (u.host.clone(), u.port))
-                        .unwrap_or((Host::Domain(String::new()), None));
-                    let mut target = Uri::sip(host.clone());
+                    let TrunkHop {
+                        transport,
+                        host,
+                        port,
+                        dest,
+                        fallback,
+                    } = trunk_hop(&route.trunk.uri);
+                    let mut target = Uri::sip(host);
                     target.user = Some(ruri_user.clone());
                     target.port = port;
                     let (our_host, our_port) = self.trunk_sent_by(transport);
@@ -138,35 +131,6 @@ impl B2bua {
                     let remote = NameAddr::new(to_uri);
                     let contact = trunk_contact(&from_user, &our_host, our_port, transport);
                     let via = format!("SIP/2.0/{transport} {our_host}:{our_port}");
-                    let default_port = if transport == TransportKind::Tls {
-                        5061
-                    } else {
-                        5060
-                    };
-                    let dest = match &host {
-                        Host::V4(ip) => Some(ip_dest(
-                            IpAddr::V4(*ip),
-                            port.unwrap_or(default_port),
-                            transport,
-                        )),
-                        Host::V6(ip) => Some(ip_dest(
-                            IpAddr::V6(*ip),
-                            port.unwrap_or(default_port),
-                            transport,
-                        )),
-                        Host::Domain(name) if !name.is_empty() => Some(Dest::Lookup {
-                            side: Side::Trunk,
-                            transport,
-                            host: name.clone(),
-                            port,
-                            server_name: Some(name.clone()),
-                        }),
-                        Host::Domain(_) => None,
-                    };
-                    let fallback = match &dest {
-                        Some(Dest::Target(t)) => t.clone(),
-                        _ => unresolved(Side::Trunk, transport),
-                    };
                     (
                         target,
                         local,
@@ -328,12 +292,76 @@ fn teams_contact(user: &str, fqdn: &str, port: u16) -> String {
     }
 }
 
-fn trunk_contact(user: &str, host: &str, port: u16, transport: TransportKind) -> String {
+pub(super) fn trunk_contact(user: &str, host: &str, port: u16, transport: TransportKind) -> String {
     let t = transport.to_string().to_ascii_lowercase();
     if user.is_empty() {
         format!("<sip:{host}:{port};transport={t}>")
     } else {
         format!("<sip:{user}@{host}:{port};transport={t}>")
+    }
+}
+
+/// Where requests to a trunk go: its configured URI's host, port and transport.
+pub(super) struct TrunkHop {
+    pub(super) transport: TransportKind,
+    pub(super) host: Host,
+    pub(super) port: Option<u16>,
+    /// None when the URI names no host (config validation refuses that).
+    pub(super) dest: Option<Dest>,
+    /// The resolved target, or an unresolved one the lookup replaces.
+    pub(super) fallback: Target,
+}
+
+pub(super) fn trunk_hop(trunk_uri: &str) -> TrunkHop {
+    let uri = Uri::parse(trunk_uri).ok();
+    let transport = uri
+        .as_ref()
+        .and_then(|u| u.param("transport").flatten().map(str::to_ascii_lowercase))
+        .map(|t| match t.as_str() {
+            "tcp" => TransportKind::Tcp,
+            "tls" => TransportKind::Tls,
+            _ => TransportKind::Udp,
+        })
+        .unwrap_or(TransportKind::Udp);
+    let (host, port) = uri
+        .as_ref()
+        .map(|u| (u.host.clone(), u.port))
+        .unwrap_or((Host::Domain(String::new()), None));
+    let default_port = if transport == TransportKind::Tls {
+        5061
+    } else {
+        5060
+    };
+    let dest = match &host {
+        Host::V4(ip) => Some(ip_dest(
+            IpAddr::V4(*ip),
+            port.unwrap_or(default_port),
+            transport,
+        )),
+        Host::V6(ip) => Some(ip_dest(
+            IpAddr::V6(*ip),
+            port.unwrap_or(default_port),
+            transport,
+        )),
+        Host::Domain(name) if !name.is_empty() => Some(Dest::Lookup {
+            side: Side::Trunk,
+            transport,
+            host: name.clone(),
+            port,
+            server_name: Some(name.clone()),
+        }),
+        Host::Domain(_) => None,
+    };
+    let fallback = match &dest {
+        Some(Dest::Target(t)) => t.clone(),
+        _ => unresolved(Side::Trunk, transport),
+    };
+    TrunkHop {
+        transport,
+        host,
+        port,
+        dest,
+        fallback,
     }
 }
 

@@ -1,8 +1,19 @@
-//! Transfers asked for by Teams (TDR-XFR-02): REFER is answered 202, a new INVITE goes to the
-//! Microsoft proxy with the Refer-To URI and the Referred-By value as received, its progress is
-//! reported in NOTIFYs on the REFER's dialog, and when it is answered the new dialog takes the
-//! old one's place toward the trunk's party. Teams then ends the old dialog with BYE, which is
-//! answered without touching the call. And INVITE with Replaces from Teams (TDR-INV-19).
+//! Transfers asked for with REFER, completed here (RFC 3515): the REFER is answered 202, a new
+//! INVITE goes out on the referring side with the Refer-To URI and the Referred-By value as
+//! received, its progress is reported in NOTIFYs on the REFER's dialog, and when it is answered
+//! the new dialog takes the old one's place. The referrer then ends the old dialog with BYE,
+//! which is answered without touching the call.
+//!
+//! - From Teams (TDR-XFR-02): the INVITE goes to the Microsoft proxy; the trunk's party hears
+//!   ringback meanwhile (TDR-XFR-03).
+//! - From the trunk (TDR-XFR-04): Teams has no counterpart, so the SBC re-bridges locally. The
+//!   INVITE goes to the tenant's trunk (never to a host the Refer-To names), offering what the
+//!   trunk's leg had; once the new party answers, the media plane turns to it, and Teams gets
+//!   a re-INVITE only when what it was told changes (codecs, or a hold the old party asked
+//!   for). Nothing with Replaces ever goes to Teams. A trunk that hangs up right after its
+//!   REFER is accepted (blind transfer) leaves the Teams party waiting for the new one.
+//!
+//! And INVITE with Replaces from Teams (TDR-INV-19).
 
 use std::time::Instant;
 
@@ -11,7 +22,10 @@ use bytes::Bytes;
 use super::body::{SdpBody, sdp_of};
 use super::call::{CallKey, Leg, LegId, Purpose, Transfer};
 use super::dialog::Dialog;
+use super::media::BridgeError;
+use super::outbound::{trunk_contact, trunk_hop};
 use super::setup::ALLOW;
+use super::teardown::End;
 use super::{Action, B2bua, Dest};
 use crate::sip::Method;
 use crate::sip::message::{NameAddr, Request, Response, Uri};
@@ -27,17 +41,13 @@ impl B2bua {
         req: Request,
         _now: Instant,
     ) {
-        let plane = self.media.clone();
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if call.leg(leg).side != Side::Teams {
-            // TDR-XFR-04 would re-bridge locally; not supported yet, and said so plainly.
-            return self.reject(tx, &req, 501, "Not Implemented - REFER from the trunk");
-        }
         if !call.is_confirmed() || call.transfer.is_some() || call.offer_busy() {
             return self.reject(tx, &req, 491, "Request Pending");
         }
+        let side = call.leg(leg).side;
         let Some(refer_to) = req
             .headers
             .get("Refer-To")
@@ -47,9 +57,27 @@ impl B2bua {
         else {
             return self.reject(tx, &req, 400, "Bad Request - Refer-To");
         };
+        match side {
+            Side::Teams => self.transfer_toward_teams(key, leg, tx, req, refer_to),
+            Side::Trunk => self.transfer_toward_trunk(key, leg, tx, req, refer_to),
+        }
+    }
+
+    /// TDR-XFR-02: the new party is reached through the Microsoft proxy.
+    fn transfer_toward_teams(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        tx: TxId,
+        req: Request,
+        refer_to: NameAddr,
+    ) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let mut target = refer_to.uri.clone();
-        // URI headers of Refer-To become headers of the INVITE (RFC 3515 §2.1), except
-        // Replaces, which Teams refuses (TDR-INV-19).
+        // URI headers of Refer-To: `carry_referral` decides which go into the INVITE.
         let uri_headers = std::mem::take(&mut target.headers);
         let Some(proxy) = self.first_proxy() else {
             return self.reject(tx, &req, 503, "Service Unavailable - no Teams proxy");
@@ -94,19 +122,7 @@ impl B2bua {
             contact,
         );
         let mut invite = dialog.request(Method::Invite);
-        for (name, value) in uri_headers {
-            if !name.eq_ignore_ascii_case("Replaces") {
-                invite.headers.push(&name, percent_decode(&value));
-            }
-        }
-        // TDR-XFR-02: Referred-By byte for byte.
-        if let Some(rb) = req
-            .headers
-            .get("Referred-By")
-            .or_else(|| req.headers.get("b"))
-        {
-            invite.headers.push("Referred-By", rb.clone());
-        }
+        carry_referral(&req, uri_headers, Side::Teams, &mut invite);
         invite.headers.push("Allow", ALLOW);
         invite.headers.push("Supported", "timer");
         invite
@@ -139,11 +155,116 @@ impl B2bua {
             new_leg,
             invite_tx: None,
             invite_cseq,
+            offer: None,
+            referrer_gone: false,
         }));
         tracing::info!(call = key, tenant = %call.tenant, "transfer requested by Teams (REFER)");
-        let rsp = Response::for_request(&req, 202, "Accepted", None);
+        self.accept_refer(key, leg, tx, &req, invite, via, dest);
+    }
+
+    /// TDR-XFR-04: the new party is reached through the call's trunk, whatever host the
+    /// Refer-To names: a REFER must not make the SBC call out anywhere else.
+    fn transfer_toward_trunk(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        tx: TxId,
+        req: Request,
+        refer_to: NameAddr,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(trunk) = self.config.trunk(&call.trunk) else {
+            return self.reject(tx, &req, 503, "Service Unavailable - trunk not configured");
+        };
+        let hop = trunk_hop(&trunk.uri);
+        let Some(dest) = hop.dest.clone() else {
+            return self.reject(tx, &req, 503, "Service Unavailable - trunk unroutable");
+        };
+        // The new party sees the Teams party as the old one did.
+        let Ok(local) = NameAddr::parse(&call.leg(leg).dialog.local, "From") else {
+            return self.reject(tx, &req, 500, "Server Internal Error");
+        };
+        let (our_host, our_port) = self.trunk_sent_by(hop.transport);
+        let user = local.uri.user.clone().unwrap_or_default();
+        let contact = trunk_contact(&user, &our_host, our_port, hop.transport);
+        let via = format!("SIP/2.0/{} {our_host}:{our_port}", hop.transport);
+        let mut target = refer_to.uri;
+        let uri_headers = std::mem::take(&mut target.headers);
+        let call_id = self.token(24);
+        let tag = self.token(10);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let offer = match call.media.trunk_transfer_offer() {
+            Ok(o) => Bytes::from(o.to_string()),
+            Err(e) => {
+                let status = e.status();
+                tracing::info!(call = key, error = %e, "transfer offer failed");
+                return self.reject(tx, &req, status, &super::setup::reason_for(status));
+            }
+        };
+        let mut dialog = Dialog::as_uac(
+            call_id,
+            tag,
+            local,
+            NameAddr::new(target.clone()),
+            target,
+            contact,
+        );
+        let mut invite = dialog.request(Method::Invite);
+        carry_referral(&req, uri_headers, Side::Trunk, &mut invite);
+        invite.headers.push("Allow", ALLOW);
+        invite.headers.push("Supported", "timer");
+        invite
+            .headers
+            .push("User-Agent", self.config.sbc.product.clone());
+        invite.headers.push("Content-Type", "application/sdp");
+        invite.body = offer.clone();
+        let new_leg = Leg {
+            side: Side::Trunk,
+            transport: hop.transport,
+            dialog,
+            fallback: hop.fallback,
+            via: via.clone(),
+            allows_update: false,
+            acked_cseq: None,
+            session_timer: None,
+            remote_origin: None,
+        };
+        let invite_cseq = new_leg.dialog.local_cseq;
+        call.transfer = Some(Box::new(Transfer {
+            refer_leg: leg,
+            new_leg,
+            invite_tx: None,
+            invite_cseq,
+            offer: Some(offer),
+            referrer_gone: false,
+        }));
+        tracing::info!(
+            call = key,
+            tenant = %call.tenant,
+            trunk = %call.trunk,
+            "transfer requested by the trunk (REFER): re-bridging locally (TDR-XFR-04)"
+        );
+        self.accept_refer(key, leg, tx, &req, invite, via, dest);
+    }
+
+    /// 202 to the REFER, the first NOTIFY at once (RFC 3515 §2.4.5), then the new INVITE.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_refer(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        tx: TxId,
+        req: &Request,
+        invite: Request,
+        via: String,
+        dest: Dest,
+    ) {
+        let rsp = Response::for_request(req, 202, "Accepted", None);
         self.respond(tx, rsp);
-        // RFC 3515 §2.4.5: the first NOTIFY follows the 202 at once.
         self.notify(key, "SIP/2.0 100 Trying", false);
         self.actions.push_back(Action::Request {
             call: key,
@@ -155,6 +276,23 @@ impl B2bua {
         });
     }
 
+    /// RFC 5589 §6: a trunk may hang up as soon as its REFER is accepted. Its BYE then ends
+    /// only its dialog; the Teams party stays for the new one. True when that is the case.
+    pub(super) fn referrer_left(&mut self, key: CallKey, leg: LegId) -> bool {
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) else {
+            return false;
+        };
+        if t.refer_leg != leg || t.new_leg.side != Side::Trunk {
+            return false;
+        }
+        t.referrer_gone = true;
+        tracing::info!(
+            call = key,
+            "the trunk hung up on its REFER: the Teams party waits for the transfer"
+        );
+        true
+    }
+
     /// The transfer INVITE's answers: progress as NOTIFYs; a 2xx moves the call to the new
     /// dialog; anything else leaves the call as it was.
     pub(super) fn transfer_response(
@@ -162,84 +300,245 @@ impl B2bua {
         key: CallKey,
         tx: TxId,
         rsp: Response,
-        _now: Instant,
+        now: Instant,
     ) {
         let plane = self.media.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let Some(t) = call.transfer.as_mut() else {
+            // A 2xx resent after the transfer completed: the same ACK again (§13.2.2.4).
+            if (200..300).contains(&rsp.status) {
+                self.ack_again(key, &rsp);
+            }
             return;
         };
         if t.invite_tx != Some(tx) {
             return;
         }
+        let toward = t.new_leg.side;
         let frag = format!("SIP/2.0 {} {}", rsp.status, rsp.reason);
         match rsp.status {
             100 => {}
             101..=199 => {
                 t.new_leg.dialog.update_from_response(&rsp);
-                // TDR-XFR-03: the held party hears the new party ring. Its dialog is confirmed,
-                // so no provisional can carry that: the media plane plays ringback to it.
-                call.media.ringback(&plane, true);
+                if toward == Side::Teams {
+                    // TDR-XFR-03: the held party hears the new party ring. Its dialog is
+                    // confirmed, so no provisional can carry that: the media plane plays
+                    // ringback to it. (Toward Teams it would have to be SRTP: not done.)
+                    call.media.ringback(&plane, true);
+                }
                 self.notify(key, &frag, false);
             }
             200..=299 => {
                 t.new_leg.dialog.update_from_response(&rsp);
-                let invite_cseq = t.invite_cseq;
-                let ack = t.new_leg.dialog.ack(invite_cseq);
-                let new_leg = t.new_leg.clone();
-                let refer_leg = t.refer_leg;
-                let dest = self.dest_of(&new_leg);
+                let t = Transfer::clone(t);
+                let ack = t.new_leg.dialog.ack(t.invite_cseq);
+                let dest = self.dest_of(&t.new_leg);
                 self.actions.push_back(Action::Ack {
                     request: ack,
-                    via: new_leg.via.clone(),
+                    via: t.new_leg.via.clone(),
                     dest,
                 });
-                let Some(call) = self.calls.get_mut(&key) else {
-                    return;
-                };
-                // Before the new answer's media: the trunk hears the new party, not the tone.
-                call.media.ringback(&plane, false);
-                if let SdpBody::Sdp(sd) = sdp_of(&rsp.headers, &rsp.body) {
-                    if let Err(e) =
-                        call.media
-                            .answer(&plane, super::media::SdpSide::Teams, &sd, true)
-                    {
-                        tracing::warn!(call = key, error = %e, "transfer answer not usable");
+                let sdp = sdp_of(&rsp.headers, &rsp.body);
+                match toward {
+                    Side::Teams => self.teams_transfer_answered(key, sdp),
+                    Side::Trunk => {
+                        if !self.trunk_transfer_answered(key, &t, sdp, now) {
+                            return;
+                        }
                     }
-                } else {
-                    call.media.abandon_offer();
                 }
                 self.notify(key, &frag, true);
-                // The new dialog takes the old one's place; the old one waits for Teams' BYE.
-                let Some(call) = self.calls.get_mut(&key) else {
-                    return;
-                };
-                call.transfer = None;
-                let mut new_leg = new_leg;
-                new_leg.acked_cseq = Some(invite_cseq);
-                new_leg.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
-                let old = std::mem::replace(call.leg_mut(refer_leg), new_leg);
-                let new_id = (
-                    call.leg(refer_leg).dialog.call_id.clone(),
-                    call.leg(refer_leg).dialog.local_tag.clone(),
-                );
-                let old_id = (old.dialog.call_id.clone(), old.dialog.local_tag.clone());
-                self.dialogs.remove(&old_id);
-                self.detached.insert(old_id, key);
-                self.register_dialog(&new_id.0, &new_id.1, key, refer_leg);
-                tracing::info!(
-                    call = key,
-                    "transfer completed: the call continues on the new Teams dialog"
-                );
+                self.complete_transfer(key, t, &rsp);
             }
             _ => {
                 call.media.ringback(&plane, false);
                 call.media.abandon_offer();
-                call.transfer = None;
+                let gone = t.referrer_gone;
                 self.notify(key, &frag, true);
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.transfer = None;
+                }
+                if gone {
+                    tracing::info!(
+                        call = key,
+                        status = rsp.status,
+                        "transfer failed and the trunk has hung up: ending the call"
+                    );
+                    self.end_call(key, End::bye(Side::Trunk), now);
+                }
             }
+        }
+    }
+
+    /// TDR-XFR-02: the new Teams party's answer goes to the media plane.
+    fn teams_transfer_answered(&mut self, key: CallKey, sdp: SdpBody) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        // Before the new answer's media: the trunk hears the new party, not the tone.
+        call.media.ringback(&plane, false);
+        if let SdpBody::Sdp(sd) = sdp {
+            if let Err(e) = call
+                .media
+                .answer(&plane, super::media::SdpSide::Teams, &sd, true)
+            {
+                tracing::warn!(call = key, error = %e, "transfer answer not usable");
+            }
+        } else {
+            call.media.abandon_offer();
+        }
+    }
+
+    /// TDR-XFR-04: the media plane turns to the new trunk party, and Teams hears of it when
+    /// what it was told changes. An answer we cannot bridge ends the new dialog and leaves
+    /// the call with the old party; returns false then.
+    fn trunk_transfer_answered(
+        &mut self,
+        key: CallKey,
+        t: &Transfer,
+        sdp: SdpBody,
+        now: Instant,
+    ) -> bool {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        let offer = t.offer.clone().unwrap_or_default();
+        let rebridged = match sdp {
+            SdpBody::Sdp(sd) => call.media.rebridge_trunk(&plane, offer, &sd),
+            _ => Err(BridgeError::NoOffer),
+        };
+        let reoffer = match rebridged {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(call = key, error = %e, "transfer answer not usable: ending it");
+                call.media.abandon_offer();
+                let status = e.status();
+                let bye = t.new_leg.dialog.clone().request(Method::Bye);
+                let dest = self.dest_of(&t.new_leg);
+                self.actions.push_back(Action::Request {
+                    call: key,
+                    leg: t.refer_leg,
+                    purpose: Purpose::Bye,
+                    request: bye,
+                    via: t.new_leg.via.clone(),
+                    dest,
+                });
+                let frag = format!("SIP/2.0 {status} {}", super::setup::reason_for(status));
+                self.notify(key, &frag, true);
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.transfer = None;
+                }
+                if t.referrer_gone {
+                    self.end_call(key, End::bye(Side::Trunk), now);
+                }
+                return false;
+            }
+        };
+        if let Some(offer) = reoffer {
+            let teams = call.leg_on(Side::Teams);
+            let mut req = call.leg_mut(teams).dialog.request(Method::Invite);
+            req.headers.push("Allow", ALLOW);
+            req.headers.push("Supported", "timer");
+            req.headers.push("Content-Type", "application/sdp");
+            req.body = Bytes::from(offer.to_string());
+            self.send_in_dialog(key, teams, Purpose::Reoffer, req);
+        }
+        true
+    }
+
+    /// The new dialog takes the old one's place; the old one waits for the referrer's BYE
+    /// (unless it has hung up already).
+    fn complete_transfer(&mut self, key: CallKey, t: Transfer, rsp: &Response) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.transfer = None;
+        let refer_leg = t.refer_leg;
+        let mut new_leg = t.new_leg;
+        new_leg.acked_cseq = Some(t.invite_cseq);
+        new_leg.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
+        let toward = new_leg.side;
+        let old = std::mem::replace(call.leg_mut(refer_leg), new_leg);
+        let new_id = (
+            call.leg(refer_leg).dialog.call_id.clone(),
+            call.leg(refer_leg).dialog.local_tag.clone(),
+        );
+        let old_id = (old.dialog.call_id.clone(), old.dialog.local_tag.clone());
+        self.dialogs.remove(&old_id);
+        if !t.referrer_gone {
+            self.detached.insert(old_id, key);
+        }
+        self.register_dialog(&new_id.0, &new_id.1, key, refer_leg);
+        tracing::info!(
+            call = key,
+            toward = ?toward,
+            "transfer completed: the call continues on the new dialog"
+        );
+    }
+
+    /// A retransmitted 2xx to a transfer INVITE that already took its leg's place.
+    fn ack_again(&mut self, key: CallKey, rsp: &Response) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (Ok(call_id), Ok(cseq)) = (rsp.headers.call_id(), rsp.headers.cseq()) else {
+            return;
+        };
+        let leg = [LegId::A, LegId::B].into_iter().find(|&l| {
+            let l = call.leg(l);
+            l.dialog.call_id == call_id && l.acked_cseq == Some(cseq.seq)
+        });
+        if let Some(leg) = leg {
+            self.ack_in_dialog(key, leg, cseq.seq);
+        }
+    }
+
+    /// Teams' answer to our re-INVITE after a trunk's transfer (TDR-XFR-04).
+    pub(super) fn reoffer_response(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        rsp: Response,
+        now: Instant,
+    ) {
+        let plane = self.media.clone();
+        if rsp.status < 200 {
+            return;
+        }
+        if (200..300).contains(&rsp.status) {
+            let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
+            self.ack_in_dialog(key, leg, cseq);
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            if !call.media.offer_pending() {
+                // A resent 2xx: acknowledged again above, already applied.
+                return;
+            }
+            let applied = match sdp_of(&rsp.headers, &rsp.body) {
+                SdpBody::Sdp(sd) => call.media.teams_answered_reoffer(&plane, &sd),
+                _ => Err(BridgeError::NoOffer),
+            };
+            if let Err(e) = applied {
+                call.media.abandon_offer();
+                tracing::warn!(call = key, error = %e, "Teams' answer after the transfer not usable");
+            }
+            return;
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.media.abandon_offer();
+        }
+        tracing::warn!(
+            call = key,
+            status = rsp.status,
+            "Teams refused the re-INVITE after the transfer: its media stays as it was"
+        );
+        if matches!(rsp.status, 408 | 481) {
+            self.end_call(key, End::dialog_gone(leg), now);
         }
     }
 
@@ -248,11 +547,12 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let leg = call
-            .transfer
-            .as_ref()
-            .map(|t| t.refer_leg)
-            .unwrap_or_else(|| call.leg_on(Side::Teams));
+        if call.transfer.as_ref().is_some_and(|t| t.referrer_gone) {
+            return;
+        }
+        let Some(leg) = call.transfer.as_ref().map(|t| t.refer_leg) else {
+            return;
+        };
         let l = call.leg_mut(leg);
         let mut n = l.dialog.request(Method::Notify);
         n.headers.push("Event", "refer");
@@ -400,6 +700,69 @@ impl B2bua {
         true
     }
 }
+
+/// What of the REFER goes into the INVITE it asks for. Referred-By byte for byte
+/// (TDR-XFR-02). The Refer-To URI's headers become headers of the INVITE (RFC 3515 §2.1),
+/// except those that make the message itself (RFC 3261 §19.1.5: a URI header must not forge
+/// the dialog, its route or its body), and Replaces toward Teams, which refuses it
+/// (TDR-INV-19, TDR-XFR-04). Toward the trunk Replaces goes: it names one of the trunk's own
+/// dialogs (an attended transfer inside the contact center).
+fn carry_referral(
+    refer: &Request,
+    uri_headers: Vec<(String, String)>,
+    toward: Side,
+    invite: &mut Request,
+) {
+    for (name, value) in uri_headers {
+        let replaces = name.eq_ignore_ascii_case("Replaces");
+        let made_here = MADE_HERE.iter().any(|h| h.eq_ignore_ascii_case(&name));
+        if made_here || (replaces && toward == Side::Teams) {
+            continue;
+        }
+        invite.headers.push(&name, percent_decode(&value));
+    }
+    if let Some(rb) = refer
+        .headers
+        .get("Referred-By")
+        .or_else(|| refer.headers.get("b"))
+    {
+        invite.headers.push("Referred-By", rb.clone());
+    }
+}
+
+/// Headers the INVITE's own dialog, route, body or our policy set; long and compact forms.
+const MADE_HERE: [&str; 30] = [
+    "Via",
+    "v",
+    "From",
+    "f",
+    "To",
+    "t",
+    "Call-ID",
+    "i",
+    "CSeq",
+    "Max-Forwards",
+    "Contact",
+    "m",
+    "Route",
+    "Record-Route",
+    "Content-Length",
+    "l",
+    "Content-Type",
+    "c",
+    "Content-Encoding",
+    "e",
+    "body",
+    "Allow",
+    "Supported",
+    "k",
+    "Require",
+    "Proxy-Require",
+    "User-Agent",
+    "X-MS-SBC",
+    "Referred-By",
+    "b",
+];
 
 /// `%XX` escapes of a URI header value (RFC 3261 §19.1.1).
 fn percent_decode(s: &str) -> String {

@@ -132,6 +132,14 @@ impl B2bua {
             State::Answered | State::Confirmed => {}
         }
         let (a_side, b_side) = (call.a.side, call.b.side);
+        // A transfer's INVITE still ringing would call its party for a call that is gone
+        // (§9.1: a CANCEL only after a provisional; a tagged one is what we keep).
+        if let Some(t) = call.transfer.as_ref()
+            && let Some(tx) = t.invite_tx
+            && t.new_leg.dialog.remote_tag.is_some()
+        {
+            self.actions.push_back(Action::Cancel { tx });
+        }
         if end.gone != Some(a_side) {
             self.send_bye(key, LegId::A);
         }
@@ -344,6 +352,10 @@ impl B2bua {
             call.b.dialog.local_tag.clone(),
         ));
         self.invites.remove(&call.a_invite_tx);
+        // A referrer that never sent its BYE leaves no entry behind the call.
+        if !self.detached.is_empty() {
+            self.detached.retain(|_, k| *k != key);
+        }
         if call.ended.is_none() {
             // A call dropped without finish() (stuck in Cancelling past its guard) still
             // frees its tenant slot and media.

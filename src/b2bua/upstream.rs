@@ -33,7 +33,11 @@ impl B2bua {
                     t.invite_tx = Some(tx);
                 }
             }
-            Purpose::Refresh | Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
+            Purpose::Refresh
+            | Purpose::Reoffer
+            | Purpose::Bye
+            | Purpose::Prack
+            | Purpose::Notify => {}
         }
     }
 
@@ -58,6 +62,7 @@ impl B2bua {
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
             Purpose::Refresh => self.refresh_response(key, leg, rsp, now),
             Purpose::Transfer => self.transfer_response(key, tx, rsp, now),
+            Purpose::Reoffer => self.reoffer_response(key, leg, rsp, now),
             Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);

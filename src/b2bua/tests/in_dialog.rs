@@ -46,23 +46,6 @@ fn trunk_hold_reaches_teams_as_inactive_on_the_same_media_address_tdr_inv_16_tdr
     assert_eq!(h.b2bua.active_calls(), 1);
 }
 
-/// Teams accepts the hold offer `reinvite` with an inactive answer; what the B2BUA did then.
-fn teams_answers_hold(
-    h: &mut Harness,
-    call: CallKey,
-    reinvite: &Request,
-    re_tx: TxId,
-) -> Vec<(Action, Option<TxId>)> {
-    let teams_answer = TEAMS_SDP
-        .replace("o=- 1 1", "o=- 1 2")
-        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
-    let mut rsp = response_to(reinvite, 200, "ms1", Some(&teams_answer));
-    rsp.headers.set("CSeq", "1 INVITE");
-    h.b2bua
-        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
-    h.run()
-}
-
 #[test]
 fn the_200_to_a_udp_trunks_re_invite_is_resent_until_its_ack() {
     let mut h = Harness::new("");

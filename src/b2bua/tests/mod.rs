@@ -211,6 +211,23 @@ fn offer_toward_teams(h: &mut Harness) -> (Request, TxId) {
         .expect("re-INVITE toward Teams")
 }
 
+/// Teams accepts the hold offer `reinvite` with an inactive answer; what the B2BUA did then.
+fn teams_answers_hold(
+    h: &mut Harness,
+    call: CallKey,
+    reinvite: &Request,
+    re_tx: TxId,
+) -> Vec<(Action, Option<TxId>)> {
+    let teams_answer = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=inactive\r\n");
+    let mut rsp = response_to(reinvite, 200, "ms1", Some(&teams_answer));
+    rsp.headers.set("CSeq", "1 INVITE");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Offer, re_tx, rsp, h.now);
+    h.run()
+}
+
 /// The responses sent on server transaction `tx`.
 fn responses_to(acts: Vec<(Action, Option<TxId>)>, tx: TxId) -> Vec<Response> {
     acts.into_iter()

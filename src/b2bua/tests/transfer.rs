@@ -1,7 +1,10 @@
-//! Transfers: REFER from Teams (TDR-XFR-02) and INVITE with Replaces (TDR-INV-19).
+//! Transfers: REFER from Teams (TDR-XFR-02), REFER from the trunk (TDR-XFR-04) and INVITE with
+//! Replaces (TDR-INV-19).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::sdp::Direction;
+use crate::sip::transport::TransportKind;
 
 #[test]
 fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_call_on_200_tdr_xfr_02_03()
@@ -211,4 +214,364 @@ fn replaces_naming_no_dialog_gets_481() {
         matches!(&acts[..], [Action::Respond { response, .. }] if response.status == 481),
         "{acts:?}"
     );
+}
+
+/// A request from the trunk's party inside the trunk dialog of the call `b_invite` set up.
+fn trunk_in_dialog(b_invite: &Request, method: &str, cseq: u32, extra: &str) -> Request {
+    let our_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
+    request(&format!(
+        "{method} sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK{method}{cseq}\r\n\
+         From: <sip:+15550100@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550199@127.0.0.1>;tag={our_tag}\r\n\
+         Call-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:cc@127.0.0.1:5080>\r\n{extra}Content-Length: 0\r\n\r\n",
+        b_invite.headers.call_id().unwrap()
+    ))
+}
+
+/// The trunk's REFER to `refer_to`, and what the B2BUA did with it.
+fn trunk_refers(
+    h: &mut Harness,
+    b_invite: &Request,
+    refer_to: &str,
+) -> (TxId, Vec<(Action, Option<TxId>)>) {
+    let refer = trunk_in_dialog(
+        b_invite,
+        "REFER",
+        3,
+        &format!("Refer-To: {refer_to}\r\nReferred-By: <sip:agent7@cc.example.test>\r\n"),
+    );
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
+    (tx, h.run())
+}
+
+/// The transfer INVITE among `acts`, with its transaction.
+fn transfer_invite(acts: &[(Action, Option<TxId>)]) -> (Request, Dest, TxId) {
+    let (_, invite, dest, tx) = sent(acts, Purpose::Transfer).expect("transfer INVITE");
+    (invite.clone(), dest.clone(), tx.unwrap())
+}
+
+/// The body of each NOTIFY among `acts`, with the Call-ID it went on.
+fn notifies(acts: &[(Action, Option<TxId>)]) -> Vec<(String, String)> {
+    acts.iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Notify,
+                ..
+            } => Some((
+                text(&request.body),
+                request.headers.call_id().unwrap().to_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn refer_from_the_trunk_calls_the_target_through_the_trunk_and_moves_the_call_on_200_tdr_xfr_04() {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let old_call_id = b_invite.headers.call_id().unwrap().to_owned();
+    let (refer_tx, acts) = trunk_refers(
+        &mut h,
+        &b_invite,
+        "<sip:+15550142@cc.example.test?Replaces=c2%40cc%3Bto-tag%3D7%3Bfrom-tag%3D8&Call-ID=forged&X-Queue=sales>",
+    );
+    let answered: Vec<u16> = acts
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Action::Respond { tx, response } if *tx == refer_tx => Some(response.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, [202]);
+    assert_eq!(
+        notifies(&acts),
+        [("SIP/2.0 100 Trying\r\n".to_owned(), old_call_id.clone())]
+    );
+    let (invite, dest, itx) = transfer_invite(&acts);
+    // To the configured trunk (127.0.0.1:5080 over UDP), whatever host the Refer-To names.
+    match &dest {
+        Dest::Target(t) => {
+            assert_eq!(t.addr, "127.0.0.1:5080".parse().unwrap());
+            assert_eq!(t.transport, TransportKind::Udp);
+        }
+        other => panic!("transfer INVITE not sent to the trunk: {other:?}"),
+    }
+    assert_eq!(invite.uri.to_string(), "sip:+15550142@cc.example.test");
+    let raw = text(&invite.to_bytes());
+    // The new party sees the Teams caller as the old one did.
+    assert!(
+        raw.contains("From: \"Teams\" <sip:+15550199@127.0.0.1>;tag="),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("Referred-By: <sip:agent7@cc.example.test>\r\n"),
+        "{raw}"
+    );
+    // An attended transfer inside the contact center: Replaces names the trunk's own dialog.
+    assert!(
+        raw.contains("Replaces: c2@cc;to-tag=7;from-tag=8\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("X-Queue: sales\r\n"), "{raw}");
+    assert!(
+        !raw.contains("forged"),
+        "a URI header must not set Call-ID: {raw}"
+    );
+    assert_ne!(invite.headers.call_id().unwrap(), old_call_id);
+    let offer = SessionDescription::from_bytes(&invite.body).unwrap();
+    let first = SessionDescription::from_bytes(&b_invite.body).unwrap();
+    assert_eq!(offer.media.len(), 1);
+    assert_eq!(offer.media[0].proto, "RTP/AVP");
+    assert_eq!(offer.media[0].port, first.media[0].port, "TDR-MED-08");
+    assert_eq!(
+        offer.effective_direction(&offer.media[0]),
+        Direction::SendRecv
+    );
+
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 180, "new1", None),
+        h.now,
+    );
+    let acts = h.run();
+    assert_eq!(
+        notifies(&acts),
+        [("SIP/2.0 180 X\r\n".to_owned(), old_call_id.clone())]
+    );
+    let answer = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc2 3 3")
+        .replace("42000", "42010");
+    let ok = response_to(&invite, 200, "new1", Some(&answer));
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Transfer, itx, ok.clone(), h.now);
+    let acts = h.run();
+    let acks: Vec<_> = acts
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Action::Ack { request, .. } => Some(request.headers.call_id().unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [invite.headers.call_id().unwrap().to_owned()]);
+    let last = notifies(&acts);
+    assert_eq!(
+        last,
+        [("SIP/2.0 200 X\r\n".to_owned(), old_call_id.clone())]
+    );
+    // Same codecs, nobody on hold: Teams is not disturbed.
+    assert!(sent(&acts, Purpose::Reoffer).is_none(), "{acts:?}");
+    let media = &h.b2bua.calls[&call].media;
+    let said = SessionDescription::from_bytes(media.last_from_trunk.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        said.media[0].port, 42010,
+        "the media plane follows the new party"
+    );
+
+    // A resent 200 gets the same ACK again.
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Transfer, itx, ok, h.now);
+    let acts = h.run();
+    assert!(
+        matches!(&acts[..], [(Action::Ack { request, .. }, _)]
+            if request.headers.call_id().unwrap() == invite.headers.call_id().unwrap()),
+        "{acts:?}"
+    );
+
+    // The referrer's BYE on the old dialog leaves the call up.
+    let bye = trunk_in_dialog(&b_invite, "BYE", 4, "");
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    assert!(
+        matches!(&acts[..], [(Action::Respond { response, .. }, _)] if response.status == 200),
+        "{acts:?}"
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+
+    // Teams hangs up: the BYE goes to the new party.
+    let teams_tag = h.b2bua.calls[&call].a.dialog.local_tag.clone();
+    let bye = teams_in_dialog("BYE", 5, "z9hG4bKbye5", &teams_tag);
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    let (_, to_trunk, _, _) = sent(&acts, Purpose::Bye).expect("BYE toward the trunk");
+    assert_eq!(
+        to_trunk.headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap()
+    );
+    assert_eq!(h.b2bua.active_calls(), 0);
+}
+
+#[test]
+fn after_a_trunk_hold_the_transfer_resumes_teams_with_a_re_invite_tdr_xfr_04_inv_16() {
+    let mut h = Harness::new("");
+    let (call, b_invite, ok) = confirmed_call(&mut h);
+    let key_before = SessionDescription::from_bytes(&ok.body).unwrap().media[0]
+        .crypto_lines()
+        .concat();
+    // The agent puts the caller on hold (Teams is told a=inactive), then transfers.
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), trunk_hold_reinvite(&b_invite), h.now)
+    );
+    let (reinvite, re_tx) = offer_toward_teams(&mut h);
+    teams_answers_hold(&mut h, call, &reinvite, re_tx);
+    let ack = trunk_in_dialog(&b_invite, "ACK", 2, "");
+    assert!(h.b2bua.on_dialog_request(None, ack, h.now));
+    let (_, acts) = trunk_refers(&mut h, &b_invite, "<sip:+15550142@cc.example.test>");
+    let (invite, _, itx) = transfer_invite(&acts);
+    let offer = SessionDescription::from_bytes(&invite.body).unwrap();
+    assert_eq!(
+        offer.effective_direction(&offer.media[0]),
+        Direction::SendRecv,
+        "the new party is not on hold"
+    );
+    let answer = TRUNK_SDP
+        .replace("o=cc 7 7", "o=cc2 3 3")
+        .replace("42000", "42010");
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 200, "new1", Some(&answer)),
+        h.now,
+    );
+    let acts = h.run();
+    let (_, reoffer, _, rtx) = sent(&acts, Purpose::Reoffer).expect("re-INVITE toward Teams");
+    assert_eq!(reoffer.method, Method::Invite);
+    assert_eq!(reoffer.headers.call_id().unwrap(), "teams-call-1@pstnhub");
+    let sdp = SessionDescription::from_bytes(&reoffer.body).unwrap();
+    assert_eq!(sdp.effective_direction(&sdp.media[0]), Direction::SendRecv);
+    assert_eq!(
+        sdp.media[0].crypto_lines().concat(),
+        key_before,
+        "the key toward Teams stays"
+    );
+    let reoffer = reoffer.clone();
+    let rtx = rtx.unwrap();
+    // Teams answers: ACKed, and the call takes offers again.
+    let teams_answer = TEAMS_SDP.replace("o=- 1 1", "o=- 1 3");
+    let mut rsp = response_to(&reoffer, 200, "ms1", Some(&teams_answer));
+    rsp.headers
+        .set("Contact", "<sip:127.0.0.1:5062;transport=tls>");
+    h.b2bua
+        .on_response(call, LegId::A, Purpose::Reoffer, rtx, rsp, h.now);
+    let acts = h.run();
+    assert!(
+        acts.iter()
+            .any(|(a, _)| matches!(a, Action::Ack { request, .. }
+            if request.headers.call_id().unwrap() == "teams-call-1@pstnhub")),
+        "{acts:?}"
+    );
+    assert!(!h.b2bua.calls[&call].offer_busy());
+}
+
+#[test]
+fn a_trunk_that_hangs_up_after_its_refer_leaves_teams_waiting_and_a_failed_transfer_ends_the_call_tdr_xfr_04()
+ {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let (_, acts) = trunk_refers(&mut h, &b_invite, "<sip:+15550142@cc.example.test>");
+    let (invite, _, itx) = transfer_invite(&acts);
+    // Blind transfer (RFC 5589 §6): the agent hangs up at once.
+    let bye = trunk_in_dialog(&b_invite, "BYE", 4, "");
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    assert!(
+        matches!(&acts[..], [(Action::Respond { response, .. }, _)] if response.status == 200),
+        "the Teams party is not hung up on: {acts:?}"
+    );
+    assert_eq!(h.b2bua.active_calls(), 1);
+    // The target is busy: nobody is left for the Teams party.
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 486, "new1", None),
+        h.now,
+    );
+    let acts = h.run();
+    assert!(
+        notifies(&acts).is_empty(),
+        "no NOTIFY to a dialog that is gone"
+    );
+    let byes: Vec<_> = acts
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Action::Request {
+                request,
+                purpose: Purpose::Bye,
+                ..
+            } => Some(request.headers.call_id().unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(byes, ["teams-call-1@pstnhub"]);
+    assert_eq!(h.b2bua.active_calls(), 0);
+}
+
+#[test]
+fn a_failed_trunk_transfer_leaves_the_call_with_the_old_party_and_teams_hanging_up_cancels_a_ringing_one_tdr_xfr_04()
+ {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let (_, acts) = trunk_refers(&mut h, &b_invite, "<sip:+15550142@cc.example.test>");
+    let (invite, _, itx) = transfer_invite(&acts);
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 480, "new1", None),
+        h.now,
+    );
+    let acts = h.run();
+    let old_call_id = b_invite.headers.call_id().unwrap().to_owned();
+    assert_eq!(
+        notifies(&acts),
+        [("SIP/2.0 480 X\r\n".to_owned(), old_call_id)]
+    );
+    assert!(sent(&acts, Purpose::Bye).is_none());
+    assert_eq!(h.b2bua.active_calls(), 1);
+    assert!(!h.b2bua.calls[&call].offer_busy(), "offers are taken again");
+
+    // A second transfer rings; Teams hangs up: the ringing INVITE is cancelled.
+    let refer = trunk_in_dialog(
+        &b_invite,
+        "REFER",
+        5,
+        "Refer-To: <sip:+15550143@cc.example.test>\r\n",
+    );
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
+    let (invite, _, itx) = transfer_invite(&h.run());
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 180, "new2", None),
+        h.now,
+    );
+    h.run();
+    let teams_tag = h.b2bua.calls[&call].a.dialog.local_tag.clone();
+    let bye = teams_in_dialog("BYE", 5, "z9hG4bKbye5", &teams_tag);
+    let btx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    let acts = h.run();
+    assert!(
+        acts.iter()
+            .any(|(a, _)| matches!(a, Action::Cancel { tx } if *tx == itx)),
+        "{acts:?}"
+    );
+    assert_eq!(h.b2bua.active_calls(), 0);
 }
