@@ -120,8 +120,11 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let server = drawbridge::Server::start(config, shutdown.clone()).await?;
-        run_until_stopped(&server).await?;
-        tracing::info!("signal received, stopping");
+        let mut signals = Signals::new()?;
+        if signals.until_stop(&server).await == Stop::Drain {
+            drain(&server, &mut signals).await;
+        }
+        tracing::info!("stopping");
         shutdown.cancel();
         server.stopped().await;
         Ok(())
@@ -154,23 +157,66 @@ fn raise_open_files_limit(config: &drawbridge::config::Config) {
     }
 }
 
+/// How a signal asks the daemon to stop.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM (what systemd sends): drain first (TDR-MON-04).
+    Drain,
+    /// SIGINT: stop at once (as does any stop signal while draining).
+    Now,
+}
+
 /// SIGHUP reloads the TLS certificate (after a renewal) and reopens the CDR file (after
-/// logrotate); SIGTERM or SIGINT stops.
-async fn run_until_stopped(server: &drawbridge::Server) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                server.reopen_cdr();
-                if let Err(e) = server.reload_tls() {
-                    tracing::error!(error = %e, "SIGHUP: TLS reload refused, the running certificate stays");
+/// logrotate); SIGTERM drains and stops, SIGINT stops.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Serves SIGHUP until a stop is asked for.
+    async fn until_stop(&mut self, server: &drawbridge::Server) -> Stop {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Stop::Drain,
+                _ = self.int.recv() => return Stop::Now,
+                _ = self.hup.recv() => {
+                    server.reopen_cdr();
+                    if let Err(e) = server.reload_tls() {
+                        tracing::error!(error = %e, "SIGHUP: TLS reload refused, the running certificate stays");
+                    }
                 }
             }
         }
+    }
+}
+
+/// Lets the calls in progress end, for up to `[sip] drain_timeout_s`, while new ones get 503.
+async fn drain(server: &drawbridge::Server, signals: &mut Signals) {
+    let limit = server.drain_timeout();
+    if limit.is_zero() {
+        return;
+    }
+    tracing::info!(
+        timeout_s = limit.as_secs(),
+        "SIGTERM: draining before the stop (a second SIGTERM or SIGINT stops at once)"
+    );
+    server.drain();
+    tokio::select! {
+        () = server.drained() => tracing::info!("drained: no call left"),
+        () = tokio::time::sleep(limit) => {
+            tracing::warn!(timeout_s = limit.as_secs(), "drain timeout: the calls left are ended");
+        }
+        _ = signals.until_stop(server) => tracing::info!("stop signal while draining: stopping at once"),
     }
 }

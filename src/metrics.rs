@@ -64,6 +64,8 @@ pub const SIP_ACL_REJECTS: &str = "drawbridge_sip_acl_rejects_total";
 pub const SIP_UNKNOWN_TENANT: &str = "drawbridge_sip_unknown_tenant_total";
 /// Requests refused with 503 because the transaction table is full.
 pub const SIP_OVERLOAD_REJECTS: &str = "drawbridge_sip_overload_rejects_total";
+/// New INVITEs refused with 503 while the SBC drains before stopping (TDR-MON-04).
+pub const SIP_DRAIN_REJECTS: &str = "drawbridge_sip_drain_rejects_total";
 /// Responses that match no client transaction.
 pub const SIP_STRAY_RESPONSES: &str = "drawbridge_sip_stray_responses_total";
 
@@ -213,6 +215,11 @@ pub fn describe() {
         SIP_OVERLOAD_REJECTS,
         Unit::Count,
         "Requests refused with 503 because sip.max_transactions was reached"
+    );
+    describe_counter!(
+        SIP_DRAIN_REJECTS,
+        Unit::Count,
+        "New INVITEs refused with 503 while draining before a stop"
     );
     describe_counter!(
         SIP_STRAY_RESPONSES,

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::SipResolver;
 use crate::media::MediaPlane;
-use crate::sip::endpoint::Endpoint;
+use crate::sip::endpoint::{Drain, Endpoint};
 use crate::sip::transport::{Side, TlsMaterial, TransportKind, TransportSettings, Transports};
 
 /// Why the daemon could not start. Each names what failed.
@@ -49,6 +49,8 @@ pub struct LocalAddrs {
 /// A started daemon.
 pub struct Server {
     addrs: LocalAddrs,
+    drain: Drain,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     tasks: TaskTracker,
     media: MediaPlane,
     transports: Transports,
@@ -139,7 +141,9 @@ impl Server {
             draining: Default::default(),
         };
         let draining = state.draining.clone();
+        let draining_flag = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
+        let drain = Drain::default();
         let cdr = crate::cdr::CdrWriter::start(&config.cdr)?;
         let endpoint = Endpoint::new(
             config.clone(),
@@ -147,6 +151,7 @@ impl Server {
             resolver,
             media.clone(),
             cdr.clone(),
+            drain.clone(),
         );
         tasks.spawn(endpoint.run(incoming, media_events, shutdown.clone()));
         let stop = shutdown.clone();
@@ -166,6 +171,8 @@ impl Server {
         );
         Ok(Server {
             addrs,
+            drain,
+            draining: draining_flag,
             tasks,
             media,
             transports,
@@ -183,6 +190,24 @@ impl Server {
         self.transports.reload_tls(tls)?;
         tracing::info!(cert = %t.cert.display(), "TLS certificate reloaded");
         Ok(())
+    }
+
+    /// Starts a graceful stop (TDR-MON-04): `/healthz` answers 503, new INVITEs get 503 (Teams
+    /// fails over to another SBC), calls in progress go on. `drained` says when none is left.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.drain.requested.cancel();
+    }
+
+    /// Resolves once draining has started and no call is left.
+    pub async fn drained(&self) {
+        self.drain.done.cancelled().await;
+    }
+
+    /// How long `[sip] drain_timeout_s` lets calls go on after a SIGTERM.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.sip.drain_timeout_s)
     }
 
     /// Opens the CDR file again at its path (after logrotate moved it away).

@@ -667,6 +667,65 @@ async fn hold_and_resume_both_ways_keep_the_media_address_tdr_med_08_inv_16() {
 
 /// A tenant at `max_calls` refuses the next call with 503 and Retry-After (so Teams retries
 /// elsewhere, TDR-INV-13), and admits calls again once one ends.
+/// TDR-MON-04: draining before a stop. The call in progress goes on to its normal end, while
+/// /healthz and a new call get 503 (so Teams fails over); the daemon reports itself drained
+/// once that call is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_refuses_new_calls_with_503_and_lets_the_call_in_progress_end_tdr_mon_04() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = lab.one_tenant(trunk.port, &[no_proxy()]).await;
+    let uas = trunk.uas("uas", "trunk_uas_call.xml", &[]);
+    let first = lab.teams("first", &d);
+    let uac = first.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "3000"],
+    );
+    let trunk_trace = trunk.dir.join("uas-messages.log");
+    wait_for(
+        "the first call answered (ACK at the trunk)",
+        CALL_WAIT,
+        || {
+            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
+            t.contains("\nACK sip:").then_some(())
+        },
+    )
+    .await;
+    let server = d.server.as_ref().expect("the daemon runs");
+    let refused_before = metric(&d.metrics(), "drawbridge_sip_drain_rejects_total", &[]);
+    server.drain();
+    assert_eq!(http_get(d.addrs.metrics, "/healthz").0, 503);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), server.drained())
+            .await
+            .is_err(),
+        "drained with a call still up"
+    );
+
+    let second = lab.teams("second", &d);
+    let refused = second.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    expect_success(refused, &second.dir, "uac").await;
+    second.trace("uac").response(503);
+    assert_eq!(
+        metric(&d.metrics(), "drawbridge_sip_drain_rejects_total", &[]),
+        refused_before + 1.0
+    );
+    // Nothing cut the first call: both sides end it normally (BYE from Teams, 200 back).
+    expect_success(uac, &first.dir, "uac").await;
+    expect_success(uas, &trunk.dir, "uas").await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), server.drained())
+        .await
+        .expect("drained once the call ended");
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_at_max_calls_refuses_the_next_call_503_with_retry_after() {
     let lab = Lab::new();

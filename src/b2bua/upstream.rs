@@ -57,6 +57,7 @@ impl B2bua {
             // given up on is: `end_stray_dialog`); the peer's timers end that dialog.
             return;
         }
+        self.log_teams_refusal(key, leg, &rsp);
         match purpose {
             Purpose::Invite => self.invite_response(key, tx, rsp, now),
             Purpose::Offer | Purpose::Relay => self.pending_response(key, leg, tx, rsp, now),
@@ -66,6 +67,35 @@ impl B2bua {
             Purpose::Bye | Purpose::Prack | Purpose::Notify => {}
         }
         self.schedule(key);
+    }
+
+    /// TDR-MON-02: Teams explains a refusal in its response's headers (ms-diagnostics, Reason):
+    /// the whole response head is logged with the call and tenant, at info, so an operator
+    /// sees it without a SIP trace. Statuses we make up for a timeout carry no Call-ID and
+    /// are not Teams'.
+    fn log_teams_refusal(&self, key: CallKey, leg: LegId, rsp: &Response) {
+        if rsp.status < 300 || rsp.headers.call_id().is_err() {
+            return;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.leg(leg).side != Side::Teams {
+            return;
+        }
+        let wire = rsp.to_bytes();
+        let head = match wire.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) => &wire[..end],
+            None => &wire[..],
+        };
+        tracing::info!(
+            call = key,
+            tenant = %call.tenant,
+            status = rsp.status,
+            // Debug: one line, its line breaks escaped, for log tools that split on them.
+            response = ?String::from_utf8_lossy(head),
+            "Teams answered with an error"
+        );
     }
 
     /// Timer B/F or a transport failure, treated as 408/503 (§8.1.3.1, §17.1.4).

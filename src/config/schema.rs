@@ -105,6 +105,9 @@ pub struct SipSection {
     pub t1_ms: u64,
     pub t2_ms: u64,
     pub t4_ms: u64,
+    /// On SIGTERM, how long calls in progress may go on while new ones get 503 (TDR-MON-04);
+    /// the SBC stops when the last one ends. 0 stops at once.
+    pub drain_timeout_s: u64,
 }
 
 impl SipSection {
@@ -131,6 +134,7 @@ impl Default for SipSection {
             t1_ms: 500,
             t2_ms: 4_000,
             t4_ms: 5_000,
+            drain_timeout_s: 60,
         }
     }
 }

@@ -721,3 +721,56 @@ mod auth;
 mod in_dialog;
 mod snapshot;
 mod transfer;
+
+/// Log lines written while `f` runs (info and above), for tests of what an operator reads.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || out.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_refusal_from_teams_is_logged_whole_with_call_and_tenant_tdr_mon_02() {
+    let mut h = Harness::new("");
+    trunk_call_to_teams(&mut h);
+    let (call, invite, tx) = invite_to_teams(h.run());
+    let mut refusal = response_to(&invite, 403, "ms9", None);
+    refusal.reason = "Forbidden".into();
+    refusal.headers.push(
+        "ms-diagnostics",
+        "10199;reason=\"Not a valid tenant\";source=\"sip.pstnhub.microsoft.com\"",
+    );
+    let log = logged(|| {
+        h.b2bua
+            .on_response(call, LegId::B, Purpose::Invite, tx, refusal, h.now);
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("Teams answered with an error"))
+        .unwrap_or_else(|| panic!("no log line for the refusal:\n{log}"));
+    assert!(line.contains("tenant=customer1.sbc.example.test"), "{line}");
+    assert!(line.contains(&format!("call={call}")), "{line}");
+    assert!(line.contains("SIP/2.0 403 Forbidden"), "{line}");
+    assert!(
+        line.contains("ms-diagnostics: 10199;reason=\\\"Not a valid tenant\\\""),
+        "{line}"
+    );
+}

@@ -47,6 +47,7 @@ pub(super) struct Counters {
     unknown_tenant: Counter,
     stray: Counter,
     overload: Counter,
+    drain: Counter,
     txn: Vec<Counter>,
 }
 
@@ -100,6 +101,7 @@ impl Counters {
             unknown_tenant: metrics::counter!(crate::metrics::SIP_UNKNOWN_TENANT),
             stray: metrics::counter!(crate::metrics::SIP_STRAY_RESPONSES),
             overload: metrics::counter!(crate::metrics::SIP_OVERLOAD_REJECTS),
+            drain: metrics::counter!(crate::metrics::SIP_DRAIN_REJECTS),
         }
     }
 
@@ -168,6 +170,10 @@ impl Counters {
 
     pub(super) fn overload(&self) {
         self.overload.increment(1);
+    }
+
+    pub(super) fn drain_reject(&self) {
+        self.drain.increment(1);
     }
 
     pub(super) fn stray_response(&self) {

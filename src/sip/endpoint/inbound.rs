@@ -123,6 +123,19 @@ impl Endpoint {
             self.respond_stateless(&reply_to, rsp).await;
             return;
         }
+        // Draining (TDR-MON-04): a new call gets 503, so Teams fails over to another SBC and a
+        // trunk tries its next route. An INVITE with Replaces belongs to a call in progress.
+        if req.method == Method::Invite
+            && !has_to_tag(&req)
+            && self.draining.requested.is_cancelled()
+            && req.headers.get("Replaces").is_none()
+        {
+            self.counters.drain_reject();
+            let tag = token(&mut self.rng, 10);
+            let rsp = Response::for_request(&req, 503, "Service Unavailable", Some(&tag));
+            self.respond_stateless(&reply_to, rsp).await;
+            return;
+        }
         let reliable = inc.transport != TransportKind::Udp;
         let now = clock::now();
         match self.txns.on_request(

@@ -88,6 +88,15 @@ pub(crate) struct Endpoint {
     backlog: usize,
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
+    draining: Drain,
+}
+
+/// Graceful stop (TDR-MON-04): once `requested`, new calls are refused with 503 and the calls
+/// in progress go on; `done` is cancelled when none is left.
+#[derive(Clone, Default)]
+pub(crate) struct Drain {
+    pub(crate) requested: CancellationToken,
+    pub(crate) done: CancellationToken,
 }
 
 impl Endpoint {
@@ -97,6 +106,7 @@ impl Endpoint {
         resolver: SipResolver,
         media: MediaPlane,
         cdr: crate::cdr::CdrWriter,
+        draining: Drain,
     ) -> Self {
         let now = clock::now();
         let local = LocalAddrs {
@@ -135,6 +145,7 @@ impl Endpoint {
             backlog: 0,
             feedback_tx,
             feedback_rx,
+            draining,
         }
     }
 
@@ -144,8 +155,12 @@ impl Endpoint {
         mut media_events: mpsc::Receiver<MediaEvent>,
         shutdown: CancellationToken,
     ) {
+        let mut drain_seen = false;
         loop {
             self.drain().await;
+            if drain_seen && self.b2bua.active_calls() == 0 {
+                self.draining.done.cancel();
+            }
             let deadline = earliest(
                 earliest(self.txns.poll_timeout(), self.pinger.poll_timeout()),
                 self.b2bua.poll_timeout(),
@@ -153,6 +168,13 @@ impl Endpoint {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                () = self.draining.requested.cancelled(), if !drain_seen => {
+                    drain_seen = true;
+                    tracing::info!(
+                        calls = self.b2bua.active_calls(),
+                        "draining: new calls get 503, calls in progress go on"
+                    );
+                }
                 msg = incoming.recv() => match msg {
                     Some(inc) => {
                         self.backlog = incoming.len();
