@@ -21,4 +21,6 @@ pub mod sip;
 pub mod teams;
 pub mod trunk_policy;
 
-pub use server::{LocalAddrs, ReloadError, Server, StartError, listeners_summary};
+pub use server::{
+    ConfigReloadError, LocalAddrs, ReloadError, Server, StartError, listeners_summary,
+};

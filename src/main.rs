@@ -105,9 +105,9 @@ fn init_tracing() {
         .init();
 }
 
-fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = match config {
-        Some(path) => drawbridge::config::load(&path)?,
+fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &path {
+        Some(path) => drawbridge::config::load(path)?,
         None => drawbridge::config::default::lab_config()?,
     };
     raise_open_files_limit(&config);
@@ -120,7 +120,7 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let server = drawbridge::Server::start(config, shutdown.clone()).await?;
-        let mut signals = Signals::new()?;
+        let mut signals = Signals::new(path)?;
         if signals.until_stop(&server).await == Stop::Drain {
             drain(&server, &mut signals).await;
         }
@@ -166,22 +166,41 @@ enum Stop {
     Now,
 }
 
-/// SIGHUP reloads the TLS certificate (after a renewal) and reopens the CDR file (after
-/// logrotate); SIGTERM drains and stops, SIGINT stops.
+/// SIGHUP reloads the config file's tenants and trunks, the TLS certificate (after a
+/// renewal) and reopens the CDR file (after logrotate); SIGTERM drains and stops, SIGINT
+/// stops.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    /// The config file; None for the built-in lab config, which has nothing to reload.
+    config: Option<PathBuf>,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Signals> {
+    fn new(config: Option<PathBuf>) -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            config,
         })
+    }
+
+    /// The config file read again; refused as a whole (with the file, line and reason) if
+    /// it does not validate or changes what only a restart can.
+    async fn reload_config(&self, server: &drawbridge::Server) {
+        let Some(path) = &self.config else {
+            return;
+        };
+        let result = match drawbridge::config::load(path) {
+            Ok(new) => server.reload_config(new).await.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::from(e)),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "SIGHUP: config reload refused, the running config stays");
+        }
     }
 
     /// Serves SIGHUP until a stop is asked for.
@@ -191,6 +210,7 @@ impl Signals {
                 _ = self.term.recv() => return Stop::Drain,
                 _ = self.int.recv() => return Stop::Now,
                 _ = self.hup.recv() => {
+                    self.reload_config(server).await;
                     server.reopen_cdr();
                     if let Err(e) = server.reload_tls() {
                         tracing::error!(error = %e, "SIGHUP: TLS reload refused, the running certificate stays");

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::SipResolver;
 use crate::media::MediaPlane;
-use crate::sip::endpoint::{Drain, Endpoint};
+use crate::sip::endpoint::{Drain, Endpoint, Reload};
 use crate::sip::transport::{Side, TlsMaterial, TransportKind, TransportSettings, Transports};
 
 /// Why the daemon could not start. Each names what failed.
@@ -51,11 +51,24 @@ pub struct Server {
     addrs: LocalAddrs,
     drain: Drain,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    reloads: tokio::sync::mpsc::Sender<Reload>,
     tasks: TaskTracker,
     media: MediaPlane,
     transports: Transports,
     config: Arc<Config>,
     cdr: crate::cdr::CdrWriter,
+}
+
+/// Why a config reload was refused; the running config stays in use.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigReloadError {
+    #[error(
+        "a reload changes only [[tenant]] and [[trunk]]; restart for changes to [{}]",
+        .0.join("], [")
+    )]
+    FixedSections(Vec<&'static str>),
+    #[error("the daemon is stopping")]
+    Stopping,
 }
 
 /// Why a certificate reload was refused; the running certificate stays in use.
@@ -144,6 +157,7 @@ impl Server {
         let draining_flag = state.draining.clone();
         tasks.spawn(crate::admin::serve(admin_listener, state, shutdown.clone()));
         let drain = Drain::default();
+        let (reloads, reloads_rx) = tokio::sync::mpsc::channel(1);
         let cdr = crate::cdr::CdrWriter::start(&config.cdr)?;
         let endpoint = Endpoint::new(
             config.clone(),
@@ -152,6 +166,7 @@ impl Server {
             media.clone(),
             cdr.clone(),
             drain.clone(),
+            reloads_rx,
         );
         tasks.spawn(endpoint.run(incoming, media_events, shutdown.clone()));
         let stop = shutdown.clone();
@@ -173,6 +188,7 @@ impl Server {
             addrs,
             drain,
             draining: draining_flag,
+            reloads,
             tasks,
             media,
             transports,
@@ -208,6 +224,31 @@ impl Server {
     /// How long `[sip] drain_timeout_s` lets calls go on after a SIGTERM.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.config.sip.drain_timeout_s)
+    }
+
+    /// Puts a reloaded config's tenants and trunks in force for new calls (adding a customer
+    /// needs no restart); calls in progress go on as they are. `new` must be validated (as
+    /// `config::load` does) and equal the running config outside `[[tenant]]` and
+    /// `[[trunk]]`, else it is refused and nothing changes. Returns once applied.
+    pub async fn reload_config(&self, mut new: Config) -> Result<(), ConfigReloadError> {
+        // As at start: with no advertised port configured, the one we listen on is advertised.
+        if new.listen.teams_advertised_port.is_none() {
+            new.listen.teams_advertised_port = self.config.listen.teams_advertised_port;
+        }
+        let fixed = self.config.fixed_sections_changed(&new);
+        if !fixed.is_empty() {
+            return Err(ConfigReloadError::FixedSections(fixed));
+        }
+        let (applied, done) = tokio::sync::oneshot::channel();
+        let reload = Reload {
+            config: Arc::new(new),
+            applied,
+        };
+        self.reloads
+            .send(reload)
+            .await
+            .map_err(|_| ConfigReloadError::Stopping)?;
+        done.await.map_err(|_| ConfigReloadError::Stopping)
     }
 
     /// Opens the CDR file again at its path (after logrotate moved it away).

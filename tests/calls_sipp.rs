@@ -667,6 +667,113 @@ async fn hold_and_resume_both_ways_keep_the_media_address_tdr_med_08_inv_16() {
 
 /// A tenant at `max_calls` refuses the next call with 503 and Retry-After (so Teams retries
 /// elsewhere, TDR-INV-13), and admits calls again once one ends.
+/// Adding a customer needs no restart: a reload puts a new tenant and its trunk in force
+/// while a call of the first tenant goes on to its normal end. A reload that changes what
+/// only a restart can is refused as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_a_tenant_and_its_trunk_while_a_call_goes_on() {
+    const ADDED: &str = "added.sbc.example.test";
+    let lab = Lab::new();
+    let (trunk1, trunk2) = (lab.trunk("trunk1"), lab.trunk("trunk2"));
+    let d = lab.one_tenant(trunk1.port, &[no_proxy()]).await;
+    let server = d.server.as_ref().expect("the daemon runs");
+    let before = lab.teams("before", &d);
+    let unknown = before.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", ADDED)],
+        &[],
+    );
+    expect_success(unknown, &before.dir, "uac").await;
+    before.trace("uac").response(404);
+
+    let uas1 = trunk1.uas("uas", "trunk_uas_call.xml", &[]);
+    let first = lab.teams("first", &d);
+    let uac1 = first.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "3000"],
+    );
+    let trunk_trace = trunk1.dir.join("uas-messages.log");
+    wait_for(
+        "the first call answered (ACK at the trunk)",
+        CALL_WAIT,
+        || {
+            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
+            t.contains("\nACK sip:").then_some(())
+        },
+    )
+    .await;
+    let text = lab.config(
+        &[
+            Tenant {
+                fqdn: TENANT1,
+                trunk: "cc1",
+                max_calls: 10,
+            },
+            Tenant {
+                fqdn: ADDED,
+                trunk: "cc2",
+                max_calls: 10,
+            },
+        ],
+        &[
+            Trunk {
+                name: "cc1",
+                port: trunk1.port,
+            },
+            Trunk {
+                name: "cc2",
+                port: trunk2.port,
+            },
+        ],
+        &[no_proxy()],
+        "",
+    );
+    let parse = |text: &str| {
+        drawbridge::config::from_str(
+            text,
+            std::path::Path::new("test.toml"),
+            std::path::Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Refused as a whole: a listener cannot move in a running daemon.
+    let moved = text.replace("metrics = \"127.0.0.1:0\"", "metrics = \"127.0.0.2:0\"");
+    assert_ne!(moved, text);
+    let refusal = server
+        .reload_config(parse(&moved))
+        .await
+        .expect_err("a changed [listen] is refused");
+    assert!(refusal.to_string().contains("[listen]"), "{refusal}");
+    server
+        .reload_config(parse(&text))
+        .await
+        .expect("tenants and trunks reload");
+
+    let uas2 = trunk2.uas("uas", "trunk_uas_call.xml", &[]);
+    let second = lab.teams("second", &d);
+    let uac2 = second.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", ADDED)],
+        &["-d", "300"],
+    );
+    expect_success(uac2, &second.dir, "uac").await;
+    expect_success(uas2, &trunk2.dir, "uas").await;
+    // The call across the reload ended as callers end calls: BYE from Teams, 200 back.
+    expect_success(uac1, &first.dir, "uac").await;
+    expect_success(uas1, &trunk1.dir, "uas").await;
+    let labels = [("tenant", ADDED), ("direction", "teams_to_trunk")];
+    assert_eq!(
+        metric(&d.metrics(), "drawbridge_calls_answered_total", &labels),
+        1.0,
+        "the added tenant has its call metrics"
+    );
+    d.stop().await;
+}
+
 /// TDR-MON-04: draining before a stop. The call in progress goes on to its normal end, while
 /// /healthz and a new call get 503 (so Teams fails over); the daemon reports itself drained
 /// once that call is over.

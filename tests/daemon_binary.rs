@@ -199,3 +199,113 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
     std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
     assert!(status.success(), "{status:?}");
 }
+
+/// An OPTIONS from 127.0.0.1 to the trunk-side UDP listener `to`; its status line, if an
+/// answer comes within 300 ms.
+async fn trunk_options(to: u16, n: u32) -> Option<String> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:127.0.0.1:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreload{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:cc@127.0.0.1>;tag=r{n}\r\nTo: <sip:127.0.0.1:{to}>\r\n\
+         Call-ID: reload-{n}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(msg.as_bytes(), ("127.0.0.1", to))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let got = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await;
+    let n = got.ok()?.ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+/// SIGHUP reads the config file again: a trunk added to it is let in without a restart (its
+/// source gets answers, where the trunk ACL dropped it before); a file that does not load is
+/// refused with its reason in the log, and the running config stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_tenants_and_trunks_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
+    let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
+    let base = format!(
+        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 42000\nport_max = 42999\n"
+    );
+    let file = dir.path().join("drawbridge.toml");
+    std::fs::write(&file, &base).unwrap();
+    let log_path = dir.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = scopeguard(child.id());
+    let wait = format!("127.0.0.1:{tls}");
+    tokio::task::spawn_blocking(move || wait_tcp_listening(&wait, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(
+        trunk_options(udp, 0).await,
+        None,
+        "no trunk allows 127.0.0.1 yet"
+    );
+
+    let added = format!(
+        "{base}[[tenant]]\nfqdn = \"t1.sbc.example.test\"\ntrunk = \"cc1\"\n[[trunk]]\nname = \"cc1\"\nuri = \"sip:127.0.0.1:5080;transport=udp\"\nallow = [\"127.0.0.1/32\"]\n"
+    );
+    std::fs::write(&file, &added).unwrap();
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    hup();
+    let mut answered = None;
+    for n in 1..30 {
+        answered = trunk_options(udp, n).await;
+        if answered.is_some() {
+            break;
+        }
+    }
+    assert_eq!(answered.as_deref(), Some("SIP/2.0 200 OK"));
+
+    // A broken file: refused, said in the log with its line, and nothing changes.
+    std::fs::write(&file, format!("{added}[[trunk]]\nname = 5\n")).unwrap();
+    hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refusal = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("config reload refused")) {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal logged:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refusal.contains("drawbridge.toml"), "{refusal}");
+    assert_eq!(
+        trunk_options(udp, 99).await.as_deref(),
+        Some("SIP/2.0 200 OK"),
+        "the running config stays"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
+    assert!(status.success(), "{status:?}");
+}

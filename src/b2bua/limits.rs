@@ -124,6 +124,27 @@ impl Limits {
         }
     }
 
+    /// The limits of a reloaded config. Calls in progress stay counted: a tenant keeps its
+    /// active count under its new `max_calls`, and a tenant removed while it has calls keeps
+    /// an entry that admits nothing, so their ends are still released. Rates start afresh.
+    pub(crate) fn reconfigure(&mut self, config: &Config) {
+        let mut next = Limits::new(config);
+        for (fqdn, old) in self.tenants.drain() {
+            if old.active == 0 {
+                continue;
+            }
+            next.tenants
+                .entry(fqdn)
+                .and_modify(|t| t.active = old.active)
+                .or_insert(TenantLimit {
+                    max_calls: 0,
+                    active: old.active,
+                    rate: old.rate,
+                });
+        }
+        *self = next;
+    }
+
     /// Admits a new call (counting it) or says why not. Nothing is taken when refused.
     pub(crate) fn admit(&mut self, tenant: &str, trunk: &str, now: Instant) -> Result<(), Refusal> {
         let t = self
@@ -188,6 +209,34 @@ mod tests {
         );
         l.release("t1.example.test");
         assert!(l.admit("t1.example.test", "cc1", now).is_ok());
+    }
+
+    #[test]
+    fn a_reload_keeps_calls_in_progress_counted_and_a_removed_tenant_admits_nothing() {
+        let now = crate::clock::now();
+        let text = crate::config::default::DEFAULT_TOML;
+        let path = std::path::Path::new("t.toml");
+        let mut config = crate::config::from_str(text, path, std::path::Path::new(".")).unwrap();
+        config.tenants[0].max_calls = 2;
+        let mut l = Limits::new(&config);
+        let t1 = config.tenants[0].fqdn.clone();
+        assert!(l.admit(&t1, "cc1", now).is_ok());
+        assert!(l.admit(&t1, "cc1", now).is_ok());
+        // A higher limit: the two calls still count against it.
+        config.tenants[0].max_calls = 3;
+        l.reconfigure(&config);
+        assert!(l.admit(&t1, "cc1", now).is_ok());
+        assert_eq!(l.admit(&t1, "cc1", now), Err(Refusal::TenantBusy));
+        // Removed: no new call, and the calls in progress are still released.
+        config.tenants.clear();
+        l.reconfigure(&config);
+        l.release(&t1);
+        assert_eq!(l.admit(&t1, "cc1", now), Err(Refusal::TenantBusy));
+        l.release(&t1);
+        l.release(&t1);
+        // Its last call gone, a later reload forgets it.
+        l.reconfigure(&config);
+        assert!(l.tenants.is_empty());
     }
 
     #[test]

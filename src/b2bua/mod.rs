@@ -180,24 +180,8 @@ impl B2bua {
             routes: Routes::new(&config),
             limits: limits::Limits::new(&config),
             records: records::Records::new(cdr, &tenants),
-            codecs: config
-                .trunks
-                .iter()
-                .map(|t| (t.name.clone(), setup::codec_policy(t)))
-                .collect(),
-            policies: config
-                .trunks
-                .iter()
-                .filter_map(|t| match crate::trunk_policy::TrunkPolicy::from_config(t) {
-                    Ok(p) => Some((t.name.clone(), p)),
-                    Err(e) => {
-                        // check-config refuses such rules; a policy that still fails passes
-                        // identity headers and rewrites nothing.
-                        tracing::error!(trunk = %t.name, error = %e, "trunk policy not usable");
-                        None
-                    }
-                })
-                .collect(),
+            codecs: codecs_of(&config),
+            policies: policies_of(&config),
             config,
             media,
             local,
@@ -216,6 +200,18 @@ impl B2bua {
                 })
                 .ok(),
         }
+    }
+
+    /// A reloaded config (only `[[tenant]]` and `[[trunk]]` may differ): new calls are routed,
+    /// limited and shaped by it; calls in progress keep their legs and media as they are.
+    pub(crate) fn reconfigure(&mut self, config: Arc<Config>) {
+        self.routes = Routes::new(&config);
+        self.limits.reconfigure(&config);
+        let tenants: Vec<String> = config.tenants.iter().map(|t| t.fqdn.clone()).collect();
+        self.records.add_tenants(&tenants);
+        self.codecs = codecs_of(&config);
+        self.policies = policies_of(&config);
+        self.config = config;
     }
 
     /// The pinger's view of proxy `index` (TDR-OPT: a proxy marked down is skipped).
@@ -351,3 +347,27 @@ fn is_session_method(m: &Method) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+fn codecs_of(config: &Config) -> HashMap<String, crate::sdp::CodecPolicy> {
+    config
+        .trunks
+        .iter()
+        .map(|t| (t.name.clone(), setup::codec_policy(t)))
+        .collect()
+}
+
+fn policies_of(config: &Config) -> HashMap<String, crate::trunk_policy::TrunkPolicy> {
+    config
+        .trunks
+        .iter()
+        .filter_map(|t| match crate::trunk_policy::TrunkPolicy::from_config(t) {
+            Ok(p) => Some((t.name.clone(), p)),
+            Err(e) => {
+                // check-config refuses such rules; a policy that still fails passes
+                // identity headers and rewrites nothing.
+                tracing::error!(trunk = %t.name, error = %e, "trunk policy not usable");
+                None
+            }
+        })
+        .collect()
+}

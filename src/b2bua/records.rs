@@ -20,6 +20,10 @@ impl Records {
         }
     }
 
+    pub(crate) fn add_tenants(&mut self, tenants: &[String]) {
+        self.metrics.add_tenants(tenants);
+    }
+
     pub(crate) fn attempt(&self, tenant: &str, direction: CallDirection) {
         self.metrics.attempt(tenant, direction);
     }

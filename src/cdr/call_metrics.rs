@@ -95,6 +95,17 @@ impl CallMetrics {
         CallMetrics { tenants }
     }
 
+    /// Registers the series of tenants a reload added; those of removed tenants stay, so
+    /// their calls in progress are still counted out.
+    pub fn add_tenants(&mut self, tenants: &[String]) {
+        for t in tenants {
+            if !self.tenants.contains_key(t) {
+                let both = DIRECTIONS.map(|d| Series::new(t, d));
+                self.tenants.insert(t.clone(), both);
+            }
+        }
+    }
+
     fn series(&self, tenant: &str, dir: CallDirection) -> Option<&Series> {
         let series = self
             .tenants

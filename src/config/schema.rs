@@ -30,7 +30,7 @@ pub struct Config {
     pub cdr: CdrConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SbcSection {
     /// The carrier's base FQDN (the carrier trunk in Teams); tenants are one-label subdomains.
@@ -44,7 +44,7 @@ fn default_product() -> String {
     format!("drawbridge/drawbridge/{}", env!("CARGO_PKG_VERSION"))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenSection {
     /// Teams-side SIP over mutual TLS (TDR-SIG-03: Teams connects to this port).
@@ -66,7 +66,7 @@ pub struct ListenSection {
     pub metrics: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// PEM chain: leaf first, then intermediates (TDR-SIG-04: Teams needs the full chain).
@@ -90,7 +90,7 @@ fn default_handshake_timeout_ms() -> u64 {
     5_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipSection {
     /// Largest SIP message accepted on any transport (TDR-SIG-12: Teams sends > 1,500 bytes).
@@ -139,7 +139,7 @@ impl Default for SipSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamsSection {
     /// Seconds between OPTIONS to each proxy (TDR-OPT-02: 60 to 180).
@@ -188,7 +188,7 @@ fn default_options_timeout_ms() -> u64 {
     5_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
     pub host: String,
@@ -278,7 +278,7 @@ fn default_trunk_codecs() -> Vec<String> {
     vec!["PCMU".into(), "PCMA".into(), "G722".into(), "G729".into()]
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSection {
     /// Name servers to ask instead of /etc/resolv.conf.
@@ -334,5 +334,26 @@ impl Config {
     /// Finds a trunk by name.
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The sections a reload cannot change in a running daemon, where `new` differs: the
+    /// listeners, certificates, SIP limits and timers, Teams proxies, media ports, DNS and the
+    /// CDR file are set up at start. `[[tenant]]` and `[[trunk]]` are what a reload changes.
+    pub fn fixed_sections_changed(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, name: &'static str| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check(self.sbc != new.sbc, "sbc");
+        check(self.listen != new.listen, "listen");
+        check(self.tls != new.tls, "tls");
+        check(self.sip != new.sip, "sip");
+        check(self.teams != new.teams, "teams");
+        check(self.media != new.media, "media");
+        check(self.dns != new.dns, "dns");
+        check(self.cdr != new.cdr, "cdr");
+        changed
     }
 }

@@ -59,6 +59,9 @@ pub struct PingTarget {
     health: Health,
     next_ping: Instant,
     in_flight: Option<InFlight>,
+    /// Dropped by a reload: kept in place (answers find their target by index) but no
+    /// longer pinged.
+    retired: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +112,7 @@ impl Pinger {
                 health: Health::Unknown,
                 next_ping: now,
                 in_flight: None,
+                retired: false,
             })
             .collect();
         Pinger {
@@ -124,10 +128,45 @@ impl Pinger {
         &self.targets
     }
 
+    /// A reload's target list: targets already known keep their place, health and schedule;
+    /// new ones are added, due now (TDR-OPT-01); those no longer listed stop being pinged.
+    /// Indices never shift, so an answer to a ping in flight still finds its target.
+    pub fn retarget(
+        &mut self,
+        targets: impl IntoIterator<Item = (usize, String, bool)>,
+        now: Instant,
+    ) {
+        let wanted: Vec<(usize, String, bool)> = targets.into_iter().collect();
+        let same = |t: &PingTarget, w: &(usize, String, bool)| {
+            t.proxy == w.0 && t.contact_fqdn.eq_ignore_ascii_case(&w.1) && t.carrier == w.2
+        };
+        for t in &mut self.targets {
+            t.retired = !wanted.iter().any(|w| same(t, w));
+            if t.retired {
+                t.in_flight = None;
+            }
+        }
+        for w in wanted {
+            match self.targets.iter_mut().find(|t| same(t, &w)) {
+                Some(t) => t.retired = false,
+                None => self.targets.push(PingTarget {
+                    proxy: w.0,
+                    contact_fqdn: w.1,
+                    carrier: w.2,
+                    health: Health::Unknown,
+                    next_ping: now,
+                    in_flight: None,
+                    retired: false,
+                }),
+            }
+        }
+    }
+
     /// Earliest instant at which `poll_due` or `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.targets
             .iter()
+            .filter(|t| !t.retired)
             .map(|t| match t.in_flight {
                 Some(f) => f.deadline,
                 None => t.next_ping,
@@ -141,7 +180,7 @@ impl Pinger {
             .targets
             .iter_mut()
             .enumerate()
-            .find(|(_, t)| t.in_flight.is_none() && t.next_ping <= now)?;
+            .find(|(_, t)| !t.retired && t.in_flight.is_none() && t.next_ping <= now)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         t.in_flight = Some(InFlight {
@@ -251,6 +290,46 @@ mod tests {
         assert_eq!(p.poll_due(t0).map(|d| d.target), Some(0));
         assert_eq!(p.poll_due(t0).map(|d| d.target), Some(1));
         assert_eq!(p.poll_due(t0), None);
+    }
+
+    #[test]
+    fn a_reload_adds_and_retires_tenant_targets_without_moving_the_others_tdr_opt_08() {
+        let t0 = crate::clock::now();
+        let mut p = Pinger::new(
+            [
+                (0, "sbc.example.test".to_owned(), true),
+                (0, "old.sbc.example.test".to_owned(), false),
+            ],
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            t0,
+        );
+        let carrier = p.poll_due(t0).unwrap();
+        let old = p.poll_due(t0).unwrap();
+        p.retarget(
+            [
+                (0, "sbc.example.test".to_owned(), true),
+                (0, "new.sbc.example.test".to_owned(), false),
+            ],
+            t0,
+        );
+        // The carrier's ping in flight is still answered, at its index; the new tenant is
+        // pinged at once; the retired one never again.
+        let (_, tr) = p.on_final(carrier.target, carrier.seq, 200, t0);
+        assert_eq!(tr.unwrap().to, Health::Up);
+        assert_eq!(p.on_final(old.target, old.seq, 200, t0), (None, None));
+        let new = p.poll_due(t0).unwrap();
+        assert_eq!(p.targets()[new.target].contact_fqdn, "new.sbc.example.test");
+        p.on_final(new.target, new.seq, 200, t0);
+        assert_eq!(
+            p.poll_due(t0 + Duration::from_secs(3600)).map(|d| d.target),
+            Some(carrier.target)
+        );
+        assert_eq!(
+            p.poll_due(t0 + Duration::from_secs(3600)).map(|d| d.target),
+            Some(new.target)
+        );
+        assert_eq!(p.poll_due(t0 + Duration::from_secs(3600)), None);
     }
 
     #[test]

@@ -17,13 +17,7 @@ use crate::teams::keepalive::{Health, PingDue, Pinger, Transition};
 /// Ping targets from the config: the carrier FQDN toward every proxy (TDR-OPT-08), plus each
 /// tenant that is a Teams gateway of its own (TDR-OPT-01).
 pub(super) fn pinger_for(config: &Config, now: Instant) -> Pinger {
-    let mut targets = Vec::new();
-    for (i, _) in config.teams.proxies.iter().enumerate() {
-        targets.push((i, config.sbc.base_domain.clone(), true));
-        for t in config.tenants.iter().filter(|t| t.own_teams_trunk) {
-            targets.push((i, t.fqdn.clone(), false));
-        }
-    }
+    let targets = ping_targets(config);
     if config.teams.options_interval_s < 60 {
         tracing::warn!(
             interval_s = config.teams.options_interval_s,
@@ -40,6 +34,18 @@ pub(super) fn pinger_for(config: &Config, now: Instant) -> Pinger {
         Duration::from_millis(config.teams.options_timeout_ms),
         now,
     )
+}
+
+/// (proxy index, Contact FQDN, carrier?) for every ping the config asks for.
+pub(super) fn ping_targets(config: &Config) -> Vec<(usize, String, bool)> {
+    let mut targets = Vec::new();
+    for (i, _) in config.teams.proxies.iter().enumerate() {
+        targets.push((i, config.sbc.base_domain.clone(), true));
+        for t in config.tenants.iter().filter(|t| t.own_teams_trunk) {
+            targets.push((i, t.fqdn.clone(), false));
+        }
+    }
+    targets
 }
 
 /// Bounded label for a proxy: its configured host (the config bounds the set).

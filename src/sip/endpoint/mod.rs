@@ -89,6 +89,14 @@ pub(crate) struct Endpoint {
     feedback_tx: mpsc::Sender<Feedback>,
     feedback_rx: mpsc::Receiver<Feedback>,
     draining: Drain,
+    reloads: mpsc::Receiver<Reload>,
+}
+
+/// A reloaded config for the running endpoint (only `[[tenant]]` and `[[trunk]]` differ);
+/// `applied` is answered once new requests see it.
+pub(crate) struct Reload {
+    pub(crate) config: Arc<Config>,
+    pub(crate) applied: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Graceful stop (TDR-MON-04): once `requested`, new calls are refused with 503 and the calls
@@ -107,6 +115,7 @@ impl Endpoint {
         media: MediaPlane,
         cdr: crate::cdr::CdrWriter,
         draining: Drain,
+        reloads: mpsc::Receiver<Reload>,
     ) -> Self {
         let now = clock::now();
         let local = LocalAddrs {
@@ -146,7 +155,24 @@ impl Endpoint {
             feedback_tx,
             feedback_rx,
             draining,
+            reloads,
         }
+    }
+
+    /// Tenants and trunks from a reload: routing, the trunk ACL, limits, policies and the
+    /// OPTIONS targets of tenants that are Teams gateways of their own (TDR-OPT-08). Calls in
+    /// progress are not touched.
+    fn reconfigure(&mut self, config: Arc<Config>) {
+        self.routes = Routes::new(&config);
+        self.pinger
+            .retarget(keepalive::ping_targets(&config), clock::now());
+        self.b2bua.reconfigure(config.clone());
+        tracing::info!(
+            tenants = config.tenants.len(),
+            trunks = config.trunks.len(),
+            "config reloaded: tenants and trunks"
+        );
+        self.config = config;
     }
 
     pub(crate) async fn run(
@@ -184,6 +210,10 @@ impl Endpoint {
                 },
                 Some(fb) = self.feedback_rx.recv() => self.on_feedback(fb),
                 Some(ev) = media_events.recv() => self.b2bua.on_media_event(ev, clock::now()),
+                Some(r) = self.reloads.recv() => {
+                    self.reconfigure(r.config);
+                    let _ = r.applied.send(());
+                }
                 () = sleep_until_opt(deadline) => {
                     let now = clock::now();
                     self.txns.handle_timeouts(now);
