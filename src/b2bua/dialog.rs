@@ -60,6 +60,33 @@ impl Dialog {
         Some(dialog)
     }
 
+    /// The UAC side of the dialog a 2xx to one of our INVITEs set up, from that 2xx alone
+    /// (§12.1.2): for ending a dialog whose call is gone. None without the headers it needs.
+    pub(crate) fn from_2xx(rsp: &Response) -> Option<Dialog> {
+        let from = rsp.headers.from().ok()?;
+        let to = rsp.headers.to().ok()?;
+        let remote_target = rsp
+            .headers
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)?;
+        let mut route_set = record_routes(&rsp.headers);
+        route_set.reverse();
+        Some(Dialog {
+            call_id: rsp.headers.call_id().ok()?.to_owned(),
+            local_tag: from.tag()?.to_owned(),
+            remote_tag: to.tag().map(str::to_owned),
+            local: printed_without_tag(from),
+            remote: printed_without_tag(to),
+            local_cseq: rsp.headers.cseq().ok()?.seq,
+            remote_cseq: 0,
+            remote_target,
+            route_set,
+            contact: String::new(),
+        })
+    }
+
     /// Kept for the whole call: no spare capacity from parsing.
     fn shrink_to_fit(&mut self) {
         self.remote_target.shrink_to_fit();

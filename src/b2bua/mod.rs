@@ -221,6 +221,10 @@ impl B2bua {
         }
     }
 
+    pub(crate) fn has_call(&self, key: CallKey) -> bool {
+        self.calls.contains_key(&key)
+    }
+
     pub(crate) fn active_calls(&self) -> usize {
         self.calls.len()
     }

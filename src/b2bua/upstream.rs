@@ -5,7 +5,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::body::{SdpBody, sdp_of};
-use super::call::{Call, CallKey, LegId, Purpose, Resend, State, T1};
+use super::call::{Call, CallKey, Leg, LegId, Purpose, Resend, State, T1};
+use super::dialog::Dialog;
 use super::setup::ALLOW;
 use super::teardown::{End, EndedBy};
 use super::timer;
@@ -13,7 +14,7 @@ use super::{Action, B2bua};
 use crate::sip::Method;
 use crate::sip::message::Response;
 use crate::sip::transaction::TxId;
-use crate::sip::transport::{Side, TransportKind};
+use crate::sip::transport::{Side, Target, TransportKind};
 
 impl B2bua {
     /// The endpoint started client transaction `tx` for an [`Action::Request`].
@@ -52,9 +53,8 @@ impl B2bua {
         now: Instant,
     ) {
         if !self.calls.contains_key(&key) {
-            // The call ended: what still arrives for it is dropped. A late 2xx to its INVITE
-            // is not ACKed or BYE'd once the call is gone (while it is up, one from a proxy
-            // given up on is: `end_stray_dialog`); the peer's timers end that dialog.
+            // The call ended: what still arrives for it is dropped (a 2xx to one of its
+            // INVITEs is ended by `end_orphan_dialog`, which the endpoint calls).
             return;
         }
         self.log_teams_refusal(key, leg, &rsp);
@@ -412,6 +412,44 @@ impl B2bua {
         };
         let mut stray = call.b.clone();
         stray.dialog.update_from_response(rsp);
+        self.ack_and_bye(key, LegId::B, stray, rsp);
+    }
+
+    /// A 2xx to an INVITE of a call that has ended (answered as it was cancelled, a proxy
+    /// given up on, a transfer target as the caller hung up): ACKed (§13.2.2.4) and its
+    /// dialog ended with BYE, both built from the 2xx, so the peer keeps no call nobody is
+    /// on. `sent_to` is where the INVITE went: the way back when the 2xx's Contact names a
+    /// host we do not resolve here.
+    pub(crate) fn end_orphan_dialog(&mut self, key: CallKey, rsp: &Response, sent_to: Target) {
+        if self.calls.contains_key(&key) || !(200..300).contains(&rsp.status) {
+            return;
+        }
+        if rsp.headers.cseq().map(|c| c.method) != Ok(Method::Invite) {
+            return;
+        }
+        let (Some(dialog), Ok(via)) = (Dialog::from_2xx(rsp), rsp.headers.top_via()) else {
+            return;
+        };
+        let sent_by = match via.port {
+            Some(p) => format!("{}:{p}", via.host),
+            None => via.host.to_string(),
+        };
+        tracing::info!(call = key, "2xx for a call that has ended: ACK and BYE");
+        let orphan = Leg {
+            side: sent_to.side,
+            transport: sent_to.transport,
+            dialog,
+            via: format!("SIP/2.0/{} {sent_by}", via.transport),
+            fallback: sent_to,
+            allows_update: false,
+            acked_cseq: None,
+            session_timer: None,
+            remote_origin: None,
+        };
+        self.ack_and_bye(key, LegId::B, orphan, rsp);
+    }
+
+    fn ack_and_bye(&mut self, key: CallKey, leg: LegId, mut stray: Leg, rsp: &Response) {
         let cseq = rsp.headers.cseq().map(|c| c.seq).unwrap_or(0);
         let ack = stray.dialog.ack(cseq);
         let bye = stray.dialog.request(Method::Bye);
@@ -423,7 +461,7 @@ impl B2bua {
         });
         self.actions.push_back(Action::Request {
             call: key,
-            leg: LegId::B,
+            leg,
             purpose: Purpose::Bye,
             request: bye,
             via: stray.via,

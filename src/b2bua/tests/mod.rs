@@ -498,6 +498,82 @@ fn cancel_while_ringing_gives_487_to_teams_and_cancels_the_trunk() {
     assert_eq!(h.b2bua.active_calls(), 0);
 }
 
+/// Where the harness's trunk INVITEs go.
+fn the_trunk() -> Target {
+    Target {
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:5080".parse().unwrap(),
+        conn: None,
+        server_name: None,
+        side: Side::Trunk,
+    }
+}
+
+#[test]
+fn a_2xx_after_its_call_has_ended_is_acked_and_ended_with_bye() {
+    let mut h = Harness::new("");
+    let (a_tx, b_invite, call, _) = ringing_call(&mut h);
+    h.b2bua.on_cancel(a_tx, h.now);
+    h.run();
+    // The trunk never answers the CANCEL's INVITE: the guard gives up on the call.
+    h.b2bua.handle_timeout(h.now + Duration::from_secs(40));
+    h.run();
+    assert_eq!(h.b2bua.active_calls(), 0);
+    // Then its 200 comes after all (via a proxy: Record-Route).
+    let mut ok = response_to(&b_invite, 200, "late9", Some(TRUNK_SDP));
+    ok.headers
+        .set("Contact", "<sip:cc9@127.0.0.1:5090;transport=udp>");
+    ok.headers.push("Record-Route", "<sip:10.9.9.9;lr>");
+    // Our Via, as every response to our requests carries it (the harness sends none).
+    ok.headers.set(
+        "Via",
+        "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKlate;rport=5060",
+    );
+    h.b2bua.end_orphan_dialog(call, &ok, the_trunk());
+    let acts = h.run();
+    let (ack, ack_via, ack_dest) = acts
+        .iter()
+        .find_map(|(a, _)| match a {
+            Action::Ack { request, via, dest } => {
+                Some((request.clone(), via.clone(), dest.clone()))
+            }
+            _ => None,
+        })
+        .expect("the late 2xx is ACKed");
+    assert_eq!(ack_via, "SIP/2.0/UDP 127.0.0.1:5060");
+    let raw = text(&ack.to_bytes());
+    assert!(
+        raw.starts_with("ACK sip:cc9@127.0.0.1:5090;transport=udp SIP/2.0\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("Route: <sip:10.9.9.9;lr>\r\n"), "{raw}");
+    assert_eq!(ack.headers.to().unwrap().tag(), Some("late9"));
+    assert_eq!(
+        ack.headers.from().unwrap().tag(),
+        b_invite.headers.from().unwrap().tag()
+    );
+    assert_eq!(
+        ack.headers.cseq().unwrap().seq,
+        b_invite.headers.cseq().unwrap().seq
+    );
+    assert_eq!(
+        ack.headers.call_id().unwrap(),
+        b_invite.headers.call_id().unwrap()
+    );
+    assert!(matches!(ack_dest, Dest::Target(t) if t.addr == "10.9.9.9:5060".parse().unwrap()));
+    let (_, bye, _, _) = sent(&acts, Purpose::Bye).expect("and ended with a BYE");
+    assert_eq!(bye.headers.to().unwrap().tag(), Some("late9"));
+    assert_eq!(
+        bye.headers.cseq().unwrap().seq,
+        b_invite.headers.cseq().unwrap().seq + 1
+    );
+    // Anything but a 2xx to an INVITE is left alone.
+    let mut not_invite = response_to(&b_invite, 200, "late9", None);
+    not_invite.headers.set("CSeq", "2 BYE");
+    h.b2bua.end_orphan_dialog(call, &not_invite, the_trunk());
+    assert!(h.run().is_empty());
+}
+
 #[test]
 fn tenant_call_limit_gives_503_with_retry_after() {
     let mut h = Harness::new("");

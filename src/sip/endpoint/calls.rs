@@ -245,6 +245,10 @@ impl Endpoint {
                     _ => None,
                 };
                 if let (Some(rsp), Some(purpose)) = (rsp, purpose) {
+                    if !self.b2bua.has_call(call) {
+                        self.b2bua.end_orphan_dialog(call, &rsp, dest);
+                        return;
+                    }
                     self.b2bua.on_response(call, leg, purpose, id, rsp, now);
                 }
             }
