@@ -329,21 +329,19 @@ impl CallMedia {
         offer: Bytes,
         answer: &SessionDescription,
     ) -> Result<Option<SessionDescription>, BridgeError> {
-        self.pending = None;
-        self.last_to_trunk = Some(offer);
-        self.late_answer(plane, SdpSide::Trunk, answer)?;
-        let before = self.teams_origin.version();
+        // What Teams would be offered is made first: an answer it cannot be made from (no
+        // codec left by policy) leaves the media plane with the old party.
+        let mut origin = self.teams_origin.clone();
         let leg = self.leg(SdpSide::Teams);
         let crypto = self.crypto.to_string();
-        let out = offer_to_teams(
-            Some(answer),
-            &leg,
-            &self.policy,
-            &crypto,
-            &mut self.teams_origin,
-        )?;
+        let out = offer_to_teams(Some(answer), &leg, &self.policy, &crypto, &mut origin)?;
+        self.late_answer(plane, SdpSide::Trunk, answer)?;
+        self.pending = None;
+        self.last_to_trunk = Some(offer);
         // Same SDP, same version (`OriginState::stamp`): Teams has nothing to learn.
-        if self.teams_origin.version() == before {
+        let unchanged = origin.version() == self.teams_origin.version();
+        self.teams_origin = origin;
+        if unchanged {
             return Ok(None);
         }
         self.last_to_teams = Some(printed(&out));

@@ -575,3 +575,44 @@ fn a_failed_trunk_transfer_leaves_the_call_with_the_old_party_and_teams_hanging_
     );
     assert_eq!(h.b2bua.active_calls(), 0);
 }
+
+#[test]
+fn a_trunk_transfer_target_answering_an_unbridgeable_codec_is_hung_up_and_the_caller_stays_tdr_xfr_04()
+ {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let (_, acts) = trunk_refers(&mut h, &b_invite, "<sip:+15550142@cc.example.test>");
+    let (invite, _, itx) = transfer_invite(&acts);
+    // Only a codec the trunk's policy (PCMU, PCMA, G722, G729) does not allow.
+    let answer = "v=0\r\no=cc2 3 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 42010 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n";
+    h.b2bua.on_response(
+        call,
+        LegId::B,
+        Purpose::Transfer,
+        itx,
+        response_to(&invite, 200, "new1", Some(answer)),
+        h.now,
+    );
+    let acts = h.run();
+    assert!(acts.iter().any(|(a, _)| matches!(a, Action::Ack { .. })));
+    let (_, bye, _, _) = sent(&acts, Purpose::Bye).expect("the target is hung up on");
+    assert_eq!(
+        bye.headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap()
+    );
+    let old_call_id = b_invite.headers.call_id().unwrap().to_owned();
+    assert_eq!(
+        notifies(&acts),
+        [(
+            "SIP/2.0 488 Not Acceptable Here\r\n".to_owned(),
+            old_call_id
+        )]
+    );
+    // The media plane still sends to the agent, and the call takes offers again.
+    let media = &h.b2bua.calls[&call].media;
+    let said = SessionDescription::from_bytes(media.last_from_trunk.as_ref().unwrap()).unwrap();
+    assert_eq!(said.media[0].port, 42000);
+    assert!(!h.b2bua.calls[&call].offer_busy());
+    assert_eq!(h.b2bua.active_calls(), 1);
+}
