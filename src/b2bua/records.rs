@@ -41,7 +41,32 @@ impl Records {
         now: Instant,
         stats: Option<tokio::sync::oneshot::Receiver<SessionStats>>,
     ) {
-        tracing::debug!(call = call.key, tenant = %call.tenant, reason = end.reason.as_str(), by = ?end.by, status = ?call.final_status, "call ended");
+        if self.cdr.is_enabled() {
+            tracing::debug!(call = call.key, tenant = %call.tenant, reason = end.reason.as_str(), by = ?end.by, status = ?call.final_status, "call ended");
+        } else {
+            // Without a CDR file, this line is the call's record: no numbers (the CDR masks
+            // them as configured; a log does not), the Teams Call-ID to match Microsoft's.
+            let teams = match call.a.side {
+                crate::sip::transport::Side::Teams => &call.a,
+                crate::sip::transport::Side::Trunk => &call.b,
+            };
+            let talk_s = call
+                .answered
+                .map(|(_, at)| now.saturating_duration_since(at).as_secs())
+                .unwrap_or(0);
+            tracing::info!(
+                call = call.key,
+                tenant = %call.tenant,
+                trunk = %call.trunk,
+                direction = call.direction.metric_label(),
+                status = call.final_status.unwrap_or(0),
+                reason = end.reason.as_str(),
+                by = ?end.by,
+                talk_s,
+                teams_call_id = %teams.dialog.call_id,
+                "call ended"
+            );
+        }
         if call.answered.is_none() {
             // A caller's CANCEL is a failed attempt as well, with its 487.
             self.metrics

@@ -850,3 +850,31 @@ fn a_refusal_from_teams_is_logged_whole_with_call_and_tenant_tdr_mon_02() {
         "{line}"
     );
 }
+
+#[test]
+fn without_a_cdr_file_each_call_ends_with_one_info_line_and_no_numbers() {
+    let mut h = Harness::new("");
+    let (call, _, ok) = confirmed_call(&mut h);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let bye = teams_in_dialog("BYE", 2, "z9hG4bKbye9", &tag);
+    let btx = h.server_tx();
+    let log = logged(|| {
+        assert!(h.b2bua.on_dialog_request(Some(btx), bye, h.now));
+    });
+    let ended: Vec<&str> = log.lines().filter(|l| l.contains("call ended")).collect();
+    assert_eq!(ended.len(), 1, "{log}");
+    let line = ended[0];
+    for want in [
+        format!("call={call}"),
+        "tenant=customer1.sbc.example.test".to_owned(),
+        "trunk=cc1".to_owned(),
+        "status=200".to_owned(),
+        "direction=\"teams_to_trunk\"".to_owned(),
+        "reason=\"bye\"".to_owned(),
+        "by=Teams".to_owned(),
+        "teams_call_id=teams-call-1@pstnhub".to_owned(),
+    ] {
+        assert!(line.contains(&want), "{want} missing: {line}");
+    }
+    assert!(!line.contains("5550"), "a number in the log: {line}");
+}
