@@ -452,9 +452,10 @@ async fn tampered_srtp_on_a_call_is_dropped_and_counted() {
     call.d.stop().await;
 }
 
-/// TDR-XFR-04 end to end: the agent transfers the Teams caller with REFER; once the target
-/// answers, the caller's SRTP reaches the target as RTP and the target's RTP reaches the caller
-/// as SRTP with the key Teams already has, and the agent gets nothing more.
+/// TDR-XFR-04 end to end: the agent transfers the Teams caller with REFER; the caller hears
+/// ringback while the target rings; once the target answers, the caller's SRTP reaches the
+/// target as RTP and the target's RTP reaches the caller as SRTP with the key Teams already
+/// has, and the agent gets nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_transfer_moves_the_teams_callers_media_to_the_target_tdr_xfr_04() {
     let target = socket().await;
@@ -469,6 +470,18 @@ async fn a_trunk_transfer_moves_the_teams_callers_media_to_the_target_tdr_xfr_04
     })
     .await;
     let e = &mut call.ends;
+    // While the target rang (a second), the caller heard ringback: SRTP under the key Teams
+    // was given, a PCMU stream of the SBC's own. The agent sent nothing in this test.
+    let mut rang = 0;
+    while let Some((srtp, _)) = recv_within(&e.teams, Duration::from_millis(50)).await {
+        let tone = e
+            .teams_rx
+            .decrypt_rtp(&srtp)
+            .unwrap_or_else(|err| panic!("ringback toward Teams does not unprotect: {err}"));
+        assert_eq!(tone[1] & 0x7f, 0, "PCMU");
+        rang += 1;
+    }
+    assert!(rang >= 5, "{rang} ringback packets reached the caller");
     // The media plane applies the switch at its worker's next turn: probe until it has.
     let mut arrived = false;
     for seq in 4000..4050 {

@@ -580,3 +580,74 @@ fn ringback_reaches_the_trunk_while_a_transfer_rings_and_stops_after() {
     assert!(call.plane.counters().ringback_packets >= 25);
     call.plane.shutdown();
 }
+
+/// TDR-XFR-04: while the party a trunk's REFER named rings, the Teams caller hears ringback as
+/// SRTP under the call's key toward Teams (an independent SRTP implementation decrypts it to a
+/// paced PCMU stream), and nothing of the trunk's old party is mixed in; once stopped, the
+/// trunk's media flows to Teams again.
+#[test]
+fn ringback_reaches_teams_as_srtp_while_a_trunk_transfer_rings() {
+    use drawbridge::media::tone::{G711, RingbackUpdate};
+    let mut call = Call::new(
+        &config(21800, 21899),
+        SrtpProfile::AesCm128HmacSha1_80,
+        true,
+    );
+    let ringback = |update| SessionUpdate {
+        ringback: Some(update),
+        ..SessionUpdate::default()
+    };
+    call.plane
+        .update_session(1, ringback(RingbackUpdate::StartTowardTeams(G711::Ulaw)))
+        .unwrap();
+    let mut packets = Vec::new();
+    for _ in 0..10 {
+        let srtp = recv(&call.teams);
+        assert_eq!(srtp.len(), 12 + 160 + 10, "PCMU with an 80-bit tag");
+        let plain = call
+            .teams_rx
+            .decrypt_rtp(&srtp)
+            .unwrap_or_else(|e| panic!("ringback toward Teams does not unprotect: {e}"))
+            .to_vec();
+        packets.push(plain);
+    }
+    assert_eq!(
+        packets[0][1], 0x80,
+        "PCMU with the marker on the first packet"
+    );
+    for (i, p) in packets.iter().enumerate().skip(1) {
+        assert_eq!(p[1], 0, "PCMU");
+        assert_eq!(&p[8..12], &packets[0][8..12], "one stream");
+        let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+        assert_eq!(seq(p), seq(&packets[i - 1]).wrapping_add(1));
+    }
+    assert!(packets.iter().all(|p| p[12..].iter().any(|&b| b != 0xff)));
+    // The agent's hold music is not mixed into the tone.
+    let from_agent = rtp(7000, 0, 0xabcd_0001, 0, &[0x55; 160]);
+    call.trunk.send_to(&from_agent, call.sbc_trunk).unwrap();
+    let mut mixed = false;
+    for _ in 0..10 {
+        let srtp = recv(&call.teams);
+        let plain = call.teams_rx.decrypt_rtp(&srtp).unwrap().to_vec();
+        mixed |= plain[8..12] == from_agent[8..12];
+    }
+    assert!(!mixed, "the trunk's packet reached Teams during ringback");
+
+    call.plane
+        .update_session(1, ringback(RingbackUpdate::Stop))
+        .unwrap();
+    let mut ended = false;
+    for _ in 0..30 {
+        if nothing_arrives(&call.teams) {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "ringback toward Teams stops");
+    let after = rtp(7001, 160, 0xabcd_0001, 0, &[0x56; 160]);
+    call.trunk.send_to(&after, call.sbc_trunk).unwrap();
+    let srtp = recv(&call.teams);
+    assert_eq!(call.teams_rx.decrypt_rtp(&srtp).unwrap().to_vec(), after);
+    call.wait_counters("ringback counted", |c| c.ringback_packets >= 10);
+    call.plane.shutdown();
+}

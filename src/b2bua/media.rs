@@ -260,11 +260,21 @@ impl CallMedia {
     /// Starts or stops ringback toward the trunk (TDR-XFR-03). A trunk without G.711 in
     /// its SDP gets none; either way the transfer goes on.
     pub(crate) fn ringback(&self, plane: &MediaPlane, on: bool) {
+        self.ring(plane, on, RingbackUpdate::Start);
+    }
+
+    /// Starts or stops ringback toward Teams (TDR-XFR-04: the caller waits for the party a
+    /// trunk's REFER named), as SRTP with the call's key, in the G.711 law both legs share.
+    pub(crate) fn ringback_to_teams(&self, plane: &MediaPlane, on: bool) {
+        self.ring(plane, on, RingbackUpdate::StartTowardTeams);
+    }
+
+    fn ring(&self, plane: &MediaPlane, on: bool, start: fn(G711) -> RingbackUpdate) {
         let update = if on {
             match self.trunk_g711() {
-                Some(law) => RingbackUpdate::Start(law),
+                Some(law) => start(law),
                 None => {
-                    tracing::debug!(call = self.id, "no G.711 toward the trunk: no ringback");
+                    tracing::debug!(call = self.id, "no G.711 on the call: no ringback");
                     return;
                 }
             }

@@ -10,8 +10,9 @@
 //!   INVITE goes to the tenant's trunk (never to a host the Refer-To names), offering what the
 //!   trunk's leg had; once the new party answers, the media plane turns to it, and Teams gets
 //!   a re-INVITE only when what it was told changes (codecs, or a hold the old party asked
-//!   for). Nothing with Replaces ever goes to Teams. A trunk that hangs up right after its
-//!   REFER is accepted (blind transfer) leaves the Teams party waiting for the new one.
+//!   for). While the new party rings, the caller hears ringback (SRTP). Nothing with Replaces
+//!   ever goes to Teams. A trunk that hangs up right after its REFER is accepted (blind
+//!   transfer) leaves the Teams party waiting for the new one.
 //!
 //! And INVITE with Replaces from Teams (TDR-INV-19).
 
@@ -322,11 +323,12 @@ impl B2bua {
             100 => {}
             101..=199 => {
                 t.new_leg.dialog.update_from_response(&rsp);
-                if toward == Side::Teams {
-                    // TDR-XFR-03: the held party hears the new party ring. Its dialog is
-                    // confirmed, so no provisional can carry that: the media plane plays
-                    // ringback to it. (Toward Teams it would have to be SRTP: not done.)
-                    call.media.ringback(&plane, true);
+                // TDR-XFR-03: the held party hears the new party ring. Its dialog is
+                // confirmed, so no provisional can carry that: the media plane plays ringback
+                // to it, on whichever side it is.
+                match toward {
+                    Side::Teams => call.media.ringback(&plane, true),
+                    Side::Trunk => call.media.ringback_to_teams(&plane, true),
                 }
                 self.notify(key, &frag, false);
             }
@@ -406,6 +408,8 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return false;
         };
+        // The caller hears the new party now, not the tone.
+        call.media.ringback(&plane, false);
         let offer = t.offer.clone().unwrap_or_default();
         let rebridged = match sdp {
             SdpBody::Sdp(sd) => call.media.rebridge_trunk(&plane, offer, &sd),

@@ -418,9 +418,10 @@ impl MediaPlane {
     /// A ringback start gets the configured tone and a fresh stream: random SSRC, first
     /// sequence number and timestamp (RFC 3550 §5.1). None when ringback is off.
     fn ringback_change(&self, update: tone::RingbackUpdate) -> Option<session::RingbackChange> {
-        let law = match update {
+        let (law, to) = match update {
             tone::RingbackUpdate::Stop => return Some(session::RingbackChange::Stop),
-            tone::RingbackUpdate::Start(law) => law,
+            tone::RingbackUpdate::Start(law) => (law, tone::RingbackTo::Trunk),
+            tone::RingbackUpdate::StartTowardTeams(law) => (law, tone::RingbackTo::Teams),
         };
         let mut ids = [0u8; 10];
         if aws_lc_rs::rand::fill(&mut ids).is_err() {
@@ -435,7 +436,7 @@ impl MediaPlane {
             u16::from_be_bytes([e, f]),
             u32::from_be_bytes([g, h, i, j]),
         )
-        .map(session::RingbackChange::Start)
+        .map(|stream| session::RingbackChange::Start(stream, to))
     }
 
     fn entry(&self, id: SessionId) -> Result<SessionEntry, MediaError> {

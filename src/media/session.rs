@@ -15,7 +15,7 @@ use stats::SeqTracker;
 pub use stats::{DirectionStats, SessionStats};
 
 use crate::media::srtp::{self, SrtpContext, SrtpError};
-use crate::media::tone::Ringback;
+use crate::media::tone::{Ringback, RingbackTo};
 
 /// Caller-chosen identifier of a session (the B2BUA's call handle).
 pub type SessionId = u64;
@@ -217,11 +217,11 @@ pub struct Changes {
     pub ringback: Option<RingbackChange>,
 }
 
-/// Starts or stops the ringback stream toward the trunk.
+/// Starts or stops a ringback stream toward one leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingbackChange {
     /// Play this stream; a session already ringing keeps its stream.
-    Start(Ringback),
+    Start(Ringback, RingbackTo),
     Stop,
 }
 
@@ -259,7 +259,7 @@ pub struct Session {
     /// after every call.
     events: [Option<LegEvent>; 4],
     /// The tone the worker plays to the trunk while this is set.
-    ringback: Option<Ringback>,
+    ringback: Option<(Ringback, RingbackTo)>,
 }
 
 impl Session {
@@ -319,9 +319,9 @@ impl Session {
             self.forwarding = f;
         }
         match changes.ringback {
-            Some(RingbackChange::Start(stream)) => {
+            Some(RingbackChange::Start(stream, to)) => {
                 // Each 18x of the transfer asks again; the stream goes on unbroken.
-                self.ringback.get_or_insert(stream);
+                self.ringback.get_or_insert((stream, to));
             }
             Some(RingbackChange::Stop) => self.ringback = None,
             None => {}
@@ -333,12 +333,29 @@ impl Session {
         self.ringback.is_some()
     }
 
-    /// The next 20 ms of ringback written into `buf`, with where to send it (the trunk's RTP
-    /// address). None when not ringing or the trunk's address is not known.
-    pub fn ringback_packet(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        let to = self.trunk_rtp.destination()?;
-        let len = self.ringback.as_mut()?.next_packet(buf)?;
-        Some((to, len))
+    /// The next 20 ms of ringback written into `buf`, with where to send it and from which
+    /// port: the trunk's RTP address as RTP, or Teams' as SRTP (`buf` needs room for the
+    /// tag). None when not ringing, or the leg's address or key is not known.
+    pub fn ringback_packet(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize, Port)> {
+        let (stream, to) = self.ringback.as_mut()?;
+        match to {
+            RingbackTo::Trunk => {
+                let dest = self.trunk_rtp.destination()?;
+                let len = stream.next_packet(buf)?;
+                Some((dest, len, Port::TrunkRtp))
+            }
+            RingbackTo::Teams => {
+                let dest = self.teams.destination()?;
+                let ctx = self.teams_outbound.as_mut()?;
+                let len = stream.next_packet(buf)?;
+                let len = ctx.protect_rtp(buf, len).ok()?;
+                Some((dest, len, Port::Teams))
+            }
+        }
+    }
+
+    fn ringing_toward(&self, leg: RingbackTo) -> bool {
+        self.ringback.is_some_and(|(_, to)| to == leg)
     }
 
     fn arm(&mut self, leg: Leg, now: Instant) {
@@ -425,7 +442,7 @@ impl Session {
         let d = Direction::TeamsToTrunk;
         self.count_in(d, len, rtcp, &buf[..plain_len]);
         // While ringback plays, the trunk hears only the tone, not two streams at once.
-        if !rtcp && (!self.forwarding.teams_to_trunk || self.ringback.is_some()) {
+        if !rtcp && (!self.forwarding.teams_to_trunk || self.ringing_toward(RingbackTo::Trunk)) {
             return Outcome::Drop(DropReason::OnHold);
         }
         let (via, to) = if rtcp && !self.trunk_rtcp_mux {
@@ -460,7 +477,8 @@ impl Session {
         self.heard(Leg::Trunk, now);
         let d = Direction::TrunkToTeams;
         self.count_in(d, len, rtcp, &buf[..len]);
-        if !rtcp && !self.forwarding.trunk_to_teams {
+        // The same toward Teams: the caller hears the tone, not the agent's hold music too.
+        if !rtcp && (!self.forwarding.trunk_to_teams || self.ringing_toward(RingbackTo::Teams)) {
             return Outcome::Drop(DropReason::OnHold);
         }
         let Some(to) = self.teams.destination() else {

@@ -110,8 +110,19 @@ fn alaw(sample: i16) -> u8 {
 /// RFC 3550 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingbackUpdate {
+    /// Toward the trunk, as RTP: its party waits for a Teams transfer (TDR-XFR-03).
     Start(G711),
+    /// Toward Teams, as SRTP with the call's key: the Teams caller waits for a trunk
+    /// transfer (TDR-XFR-04).
+    StartTowardTeams(G711),
     Stop,
+}
+
+/// Which leg a ringback stream is played to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingbackTo {
+    Trunk,
+    Teams,
 }
 
 /// One ringback stream: its own SSRC, sequence numbers and timestamps.

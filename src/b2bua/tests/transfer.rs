@@ -68,15 +68,7 @@ fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_cal
         Action::Request { request, purpose: Purpose::Notify, .. }
             if request.body.starts_with(b"SIP/2.0 180 ")
     )));
-    let ringback = |h: &Harness| h.b2bua.media.counters().ringback_packets;
-    // At most 3 s: the first packet is due at the worker's next turn.
-    for _ in 0..150 {
-        if ringback(&h) >= 5 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(ringback(&h) >= 5, "ringback packets sent while ringing");
+    ringback_plays(&h);
     // The new party answers; the call continues on the new dialog.
     let answer = TEAMS_SDP
         .replace("o=- 1 1", "o=- 9 1")
@@ -104,17 +96,7 @@ fn refer_from_teams_invites_the_target_rings_back_to_the_trunk_and_moves_the_cal
         .unwrap();
     assert!(last.body.starts_with(b"SIP/2.0 200 "), "{last:?}");
     assert!(text(&last.to_bytes()).contains("Subscription-State: terminated"));
-    // The worker applies the stop at its next 20 ms turn; a packet may be on its way.
-    let mut settled = false;
-    for _ in 0..20 {
-        let before = ringback(&h);
-        std::thread::sleep(Duration::from_millis(100));
-        if ringback(&h) == before {
-            settled = true;
-            break;
-        }
-    }
-    assert!(settled, "ringback stops when the transfer is answered");
+    ringback_stops(&h);
     // TDR-XFR-02 step 4: Teams' BYE on the old dialog does not end the call.
     let bye = teams_in_dialog("BYE", 4, "z9hG4bKbye2", &tag);
     let btx = h.server_tx();
@@ -216,6 +198,36 @@ fn replaces_naming_no_dialog_gets_481() {
     );
 }
 
+fn ringback_sent(h: &Harness) -> u64 {
+    h.b2bua.media.counters().ringback_packets
+}
+
+/// Waits for the media plane to send ringback (at most 3 s: the first packet is due at the
+/// worker's next turn).
+fn ringback_plays(h: &Harness) {
+    let before = ringback_sent(h);
+    for _ in 0..150 {
+        if ringback_sent(h) >= before + 5 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no ringback packets sent while ringing");
+}
+
+/// Waits for ringback to stop: the worker applies the stop at its next 20 ms turn, and a
+/// packet may be on its way.
+fn ringback_stops(h: &Harness) {
+    for _ in 0..20 {
+        let before = ringback_sent(h);
+        std::thread::sleep(Duration::from_millis(100));
+        if ringback_sent(h) == before {
+            return;
+        }
+    }
+    panic!("ringback goes on after the transfer was answered");
+}
+
 /// A request from the trunk's party inside the trunk dialog of the call `b_invite` set up.
 fn trunk_in_dialog(b_invite: &Request, method: &str, cseq: u32, extra: &str) -> Request {
     let our_tag = b_invite.headers.from().unwrap().tag().unwrap().to_owned();
@@ -268,7 +280,8 @@ fn notifies(acts: &[(Action, Option<TxId>)]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn refer_from_the_trunk_calls_the_target_through_the_trunk_and_moves_the_call_on_200_tdr_xfr_04() {
+fn refer_from_the_trunk_calls_the_target_through_the_trunk_rings_back_to_teams_and_moves_the_call_on_200_tdr_xfr_04()
+ {
     let mut h = Harness::new("");
     let (call, b_invite, _) = confirmed_call(&mut h);
     let old_call_id = b_invite.headers.call_id().unwrap().to_owned();
@@ -343,6 +356,8 @@ fn refer_from_the_trunk_calls_the_target_through_the_trunk_and_moves_the_call_on
         notifies(&acts),
         [("SIP/2.0 180 X\r\n".to_owned(), old_call_id.clone())]
     );
+    // The Teams caller hears the target ring (SRTP toward Teams' address).
+    ringback_plays(&h);
     let answer = TRUNK_SDP
         .replace("o=cc 7 7", "o=cc2 3 3")
         .replace("42000", "42010");
@@ -363,6 +378,7 @@ fn refer_from_the_trunk_calls_the_target_through_the_trunk_and_moves_the_call_on
         last,
         [("SIP/2.0 200 X\r\n".to_owned(), old_call_id.clone())]
     );
+    ringback_stops(&h);
     // Same codecs, nobody on hold: Teams is not disturbed.
     assert!(sent(&acts, Purpose::Reoffer).is_none(), "{acts:?}");
     let media = &h.b2bua.calls[&call].media;

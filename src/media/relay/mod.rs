@@ -326,8 +326,8 @@ impl Worker {
         drop(slot.sockets);
     }
 
-    /// One packet of ringback for every ringing session, from its trunk RTP socket. Slots
-    /// that stopped ringing (or whose session went) leave the list here.
+    /// One packet of ringback for every ringing session, from the socket of the leg it plays
+    /// to. Slots that stopped ringing (or whose session went) leave the list here.
     fn play_ringback(&mut self) {
         let (slots, buf, counters) = (&mut self.slots, &mut self.buf, &self.counters);
         self.ringing.retain(|&key| {
@@ -337,8 +337,8 @@ impl Worker {
             if !slot.session.is_ringing() {
                 return false;
             }
-            if let Some((to, len)) = slot.session.ringback_packet(buf)
-                && let Some(sock) = slot.sockets[Port::TrunkRtp as usize].as_ref()
+            if let Some((to, len, port)) = slot.session.ringback_packet(buf)
+                && let Some(sock) = slot.sockets[port as usize].as_ref()
             {
                 match sock.send_to(&buf[..len], to) {
                     Ok(_) => counters.ringback_sent(),
