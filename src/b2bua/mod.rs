@@ -265,7 +265,9 @@ impl B2bua {
         }
     }
 
-    /// Media plane news: a silent stream ends the call (its other side is gone too).
+    /// Media plane news: a silent stream ends the call (its other side is gone too), except
+    /// while a transfer rings: then the held party's side is silent by design (a blind
+    /// transfer's referrer has hung up), and the new party may ring longer than the timeout.
     pub(crate) fn on_media_event(&mut self, ev: MediaEvent, now: Instant) {
         match ev {
             MediaEvent::Timeout {
@@ -280,6 +282,7 @@ impl B2bua {
                 };
                 if let Some(call) = self.calls.get(&key)
                     && call.is_confirmed()
+                    && call.transfer.is_none()
                     && call.media.expects_media_from(side)
                 {
                     tracing::info!(call = key, ?leg, silent_s = silent_for.as_secs(), tenant = %call.tenant, "no media: ending the call");

@@ -506,6 +506,20 @@ fn a_trunk_that_hangs_up_after_its_refer_leaves_teams_waiting_and_a_failed_trans
         "the Teams party is not hung up on: {acts:?}"
     );
     assert_eq!(h.b2bua.active_calls(), 1);
+    // The trunk side is silent now; the target may ring past the media timeout.
+    h.b2bua.on_media_event(
+        MediaEvent::Timeout {
+            id: call,
+            leg: crate::media::Leg::Trunk,
+            silent_for: Duration::from_secs(60),
+        },
+        h.now,
+    );
+    assert_eq!(
+        h.b2bua.active_calls(),
+        1,
+        "ended for silence while the target rings"
+    );
     // The target is busy: nobody is left for the Teams party.
     h.b2bua.on_response(
         call,
