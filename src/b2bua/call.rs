@@ -203,6 +203,9 @@ pub(crate) struct Call {
     pub(crate) early_answer: Option<Bytes>,
     /// Set once the call's accounting is done (it may linger to finish a CANCEL).
     pub(crate) ended: Option<super::teardown::End>,
+    /// When to offer Teams again after our re-INVITE met glare (491, RFC 3261 §14.1).
+    #[serde(default, with = "crate::clock::as_wall_clock::option")]
+    pub(crate) reoffer_at: Option<Instant>,
     /// A transfer asked for with REFER, in progress.
     pub(crate) transfer: Option<Box<Transfer>>,
 }
@@ -271,6 +274,7 @@ impl Call {
             self.failover_at,
             self.resend_2xx.as_ref().map(|r| r.next.min(r.give_up)),
             self.guard_at,
+            self.reoffer_at,
             self.a.session_timer.map(|t| t.deadline),
             self.b.session_timer.map(|t| t.deadline),
         ]

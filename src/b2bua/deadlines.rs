@@ -54,6 +54,10 @@ impl B2bua {
                 _ => {}
             }
         }
+        if call.reoffer_at.is_some_and(|t| t <= now) {
+            call.reoffer_at = None;
+            self.offer_teams_again(key);
+        }
         for leg in [LegId::A, LegId::B] {
             let Some(call) = self.calls.get_mut(&key) else {
                 return;

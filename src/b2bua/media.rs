@@ -341,22 +341,57 @@ impl CallMedia {
     ) -> Result<Option<SessionDescription>, BridgeError> {
         // What Teams would be offered is made first: an answer it cannot be made from (no
         // codec left by policy) leaves the media plane with the old party.
-        let mut origin = self.teams_origin.clone();
-        let leg = self.leg(SdpSide::Teams);
-        let crypto = self.crypto.to_string();
-        let out = offer_to_teams(Some(answer), &leg, &self.policy, &crypto, &mut origin)?;
+        let teams = self.teams_offer_from(answer)?;
         self.late_answer(plane, SdpSide::Trunk, answer)?;
         self.pending = None;
         self.last_to_trunk = Some(offer);
-        // Same SDP, same version (`OriginState::stamp`): Teams has nothing to learn.
+        Ok(self.put_to_teams(teams, answer))
+    }
+
+    /// After a re-INVITE toward Teams met glare (491): the offer for Teams from what the
+    /// trunk's side says now. Sent even when it is the refused one again (same SDP, same
+    /// version): Teams never took that one. None while another offer is open.
+    pub(crate) fn teams_reoffer(&mut self) -> Result<Option<SessionDescription>, BridgeError> {
+        if self.pending.is_some() {
+            return Ok(None);
+        }
+        let Some(trunk) = self.trunk_said()? else {
+            return Ok(None);
+        };
+        let (out, origin) = self.teams_offer_from(&trunk)?;
+        self.teams_origin = origin;
+        self.last_to_teams = Some(printed(&out));
+        self.pending = Some((SdpSide::Trunk, Some(Box::new(trunk))));
+        Ok(Some(out))
+    }
+
+    /// Teams' offer made from the trunk side's `trunk` SDP, with the origin it would leave.
+    fn teams_offer_from(
+        &self,
+        trunk: &SessionDescription,
+    ) -> Result<(SessionDescription, OriginState), BridgeError> {
+        let mut origin = self.teams_origin.clone();
+        let leg = self.leg(SdpSide::Teams);
+        let crypto = self.crypto.to_string();
+        let out = offer_to_teams(Some(trunk), &leg, &self.policy, &crypto, &mut origin)?;
+        Ok((out, origin))
+    }
+
+    /// Takes a `teams_offer_from` result: the offer to send, or None when it is what Teams was
+    /// last told (same SDP, same version: `OriginState::stamp`).
+    fn put_to_teams(
+        &mut self,
+        (out, origin): (SessionDescription, OriginState),
+        trunk: &SessionDescription,
+    ) -> Option<SessionDescription> {
         let unchanged = origin.version() == self.teams_origin.version();
         self.teams_origin = origin;
         if unchanged {
-            return Ok(None);
+            return None;
         }
         self.last_to_teams = Some(printed(&out));
-        self.pending = Some((SdpSide::Trunk, Some(Box::new(answer.clone()))));
-        Ok(Some(out))
+        self.pending = Some((SdpSide::Trunk, Some(Box::new(trunk.clone()))));
+        Some(out)
     }
 
     /// Teams' answer to a `rebridge_trunk` offer: only the media plane needs it.

@@ -19,6 +19,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use rand::Rng;
 
 use super::body::{SdpBody, sdp_of};
 use super::call::{CallKey, Leg, LegId, Purpose, Transfer};
@@ -443,15 +444,36 @@ impl B2bua {
             }
         };
         if let Some(offer) = reoffer {
-            let teams = call.leg_on(Side::Teams);
-            let mut req = call.leg_mut(teams).dialog.request(Method::Invite);
-            req.headers.push("Allow", ALLOW);
-            req.headers.push("Supported", "timer");
-            req.headers.push("Content-Type", "application/sdp");
-            req.body = Bytes::from(offer.to_string());
-            self.send_in_dialog(key, teams, Purpose::Reoffer, req);
+            self.send_teams_reoffer(key, &offer);
         }
         true
+    }
+
+    /// A re-INVITE of ours toward Teams with `offer` (TDR-XFR-04).
+    fn send_teams_reoffer(&mut self, key: CallKey, offer: &crate::sdp::SessionDescription) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let teams = call.leg_on(Side::Teams);
+        let mut req = call.leg_mut(teams).dialog.request(Method::Invite);
+        req.headers.push("Allow", ALLOW);
+        req.headers.push("Supported", "timer");
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = Bytes::from(offer.to_string());
+        self.send_in_dialog(key, teams, Purpose::Reoffer, req);
+    }
+
+    /// The glare timer of a re-INVITE toward Teams ran out: Teams is offered what the trunk
+    /// side says now, if it still differs from what Teams was told.
+    pub(super) fn offer_teams_again(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match call.media.teams_reoffer() {
+            Ok(Some(offer)) => self.send_teams_reoffer(key, &offer),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(call = key, error = %e, "no offer for Teams after glare"),
+        }
     }
 
     /// The new dialog takes the old one's place; the old one waits for the referrer's BYE
@@ -531,6 +553,22 @@ impl B2bua {
                 call.media.abandon_offer();
                 tracing::warn!(call = key, error = %e, "Teams' answer after the transfer not usable");
             }
+            return;
+        }
+        if rsp.status == 491 {
+            // RFC 3261 §14.1 glare: try again after a random wait, 2.1-4 s if we made the
+            // dialog's Call-ID (leg B), else 0-2 s, in 10 ms steps. Teams' own re-INVITE is
+            // taken meanwhile.
+            let ten_ms: u64 = if leg == LegId::B {
+                self.rng.random_range(210..=400)
+            } else {
+                self.rng.random_range(0..=200)
+            };
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.media.abandon_offer();
+                call.reoffer_at = Some(now + std::time::Duration::from_millis(ten_ms * 10));
+            }
+            self.schedule(key);
             return;
         }
         if let Some(call) = self.calls.get_mut(&key) {

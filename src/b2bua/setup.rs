@@ -253,6 +253,7 @@ impl B2bua {
             pracked: Vec::new(),
             early_answer: None,
             ended: None,
+            reoffer_at: None,
             transfer: None,
         };
         call.b.dialog.local_cseq = b_cseq;

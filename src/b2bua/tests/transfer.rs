@@ -424,7 +424,8 @@ fn refer_from_the_trunk_calls_the_target_through_the_trunk_rings_back_to_teams_a
 }
 
 #[test]
-fn after_a_trunk_hold_the_transfer_resumes_teams_with_a_re_invite_tdr_xfr_04_inv_16() {
+fn after_a_trunk_hold_the_transfer_resumes_teams_with_a_re_invite_retried_after_glare_tdr_xfr_04_inv_16()
+ {
     let mut h = Harness::new("");
     let (call, b_invite, ok) = confirmed_call(&mut h);
     let key_before = SessionDescription::from_bytes(&ok.body).unwrap().media[0]
@@ -470,6 +471,29 @@ fn after_a_trunk_hold_the_transfer_resumes_teams_with_a_re_invite_tdr_xfr_04_inv
         key_before,
         "the key toward Teams stays"
     );
+    let (first, first_tx) = (reoffer.clone(), rtx.unwrap());
+    // Glare: Teams sent a re-INVITE of its own at the same time and answers ours 491. We
+    // wait (RFC 3261 §14.1: 0-2 s, Teams made this dialog's Call-ID), taking offers meanwhile,
+    // then offer again what Teams still has to hear.
+    h.b2bua.on_response(
+        call,
+        LegId::A,
+        Purpose::Reoffer,
+        first_tx,
+        response_to(&first, 491, "ms1", None),
+        h.now,
+    );
+    assert!(sent(&h.run(), Purpose::Reoffer).is_none(), "not at once");
+    assert!(!h.b2bua.calls[&call].offer_busy());
+    h.b2bua.handle_timeout(h.now + Duration::from_millis(2010));
+    let acts = h.run();
+    let (_, reoffer, _, rtx) = sent(&acts, Purpose::Reoffer).expect("offered again after 491");
+    let again = SessionDescription::from_bytes(&reoffer.body).unwrap();
+    assert_eq!(
+        again.effective_direction(&again.media[0]),
+        Direction::SendRecv
+    );
+    assert!(reoffer.headers.cseq().unwrap().seq > first.headers.cseq().unwrap().seq);
     let reoffer = reoffer.clone();
     let rtx = rtx.unwrap();
     // Teams answers: ACKed, and the call takes offers again.
