@@ -355,23 +355,33 @@ impl B2bua {
                 self.notify(key, &frag, true);
                 self.complete_transfer(key, t, &rsp);
             }
-            _ => {
-                call.media.ringback(&plane, false);
-                call.media.abandon_offer();
-                let gone = t.referrer_gone;
-                self.notify(key, &frag, true);
-                if let Some(call) = self.calls.get_mut(&key) {
-                    call.transfer = None;
-                }
-                if gone {
-                    tracing::info!(
-                        call = key,
-                        status = rsp.status,
-                        "transfer failed and the trunk has hung up: ending the call"
-                    );
-                    self.end_call(key, End::bye(Side::Trunk), now);
-                }
-            }
+            _ => self.transfer_failed(key, &frag, now),
+        }
+    }
+
+    /// The transfer INVITE failed (a final non-2xx, a timeout, or a next hop that does not
+    /// resolve): the call stays as it was, unless the referrer has hung up already.
+    pub(super) fn transfer_failed(&mut self, key: CallKey, frag: &str, now: Instant) {
+        let plane = self.media.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(gone) = call.transfer.as_ref().map(|t| t.referrer_gone) else {
+            return;
+        };
+        call.media.ringback(&plane, false);
+        call.media.abandon_offer();
+        self.notify(key, frag, true);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.transfer = None;
+        }
+        if gone {
+            tracing::info!(
+                call = key,
+                outcome = frag,
+                "transfer failed and the trunk has hung up: ending the call"
+            );
+            self.end_call(key, End::bye(Side::Trunk), now);
         }
     }
 
@@ -464,7 +474,7 @@ impl B2bua {
     }
 
     /// The glare timer of a re-INVITE toward Teams ran out: Teams is offered what the trunk
-    /// side says now, if it still differs from what Teams was told.
+    /// side says now (unless an offer is open by then).
     pub(super) fn offer_teams_again(&mut self, key: CallKey) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;

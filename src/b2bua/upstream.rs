@@ -146,6 +146,16 @@ impl B2bua {
                     self.respond(p.server_tx, rsp);
                 }
             }
+            // Nothing waits for these but their own offer: it is given up.
+            Purpose::Reoffer => call.media.abandon_offer(),
+            Purpose::Transfer
+                if call
+                    .transfer
+                    .as_ref()
+                    .is_some_and(|t| t.invite_tx.is_none()) =>
+            {
+                self.transfer_failed(key, "SIP/2.0 503 Service Unavailable", now);
+            }
             _ => {}
         }
         self.schedule(key);

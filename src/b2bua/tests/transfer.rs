@@ -670,3 +670,40 @@ fn a_trunk_transfer_target_answering_an_unbridgeable_codec_is_hung_up_and_the_ca
     assert!(!h.b2bua.calls[&call].offer_busy());
     assert_eq!(h.b2bua.active_calls(), 1);
 }
+
+#[test]
+fn a_trunk_transfer_whose_next_hop_does_not_resolve_fails_and_the_call_takes_offers_again_tdr_xfr_04()
+ {
+    let mut h = Harness::new("");
+    let (call, b_invite, _) = confirmed_call(&mut h);
+    let refer = trunk_in_dialog(
+        &b_invite,
+        "REFER",
+        3,
+        "Refer-To: <sip:+15550142@cc.example.test>\r\n",
+    );
+    let tx = h.server_tx();
+    assert!(h.b2bua.on_dialog_request(Some(tx), refer, h.now));
+    // The INVITE never gets a transaction: its next hop's lookup failed.
+    let acts = h.actions();
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Request {
+            purpose: Purpose::Transfer,
+            ..
+        }
+    )));
+    h.b2bua
+        .on_request_unroutable(call, LegId::B, Purpose::Transfer, h.now);
+    let acts = h.run();
+    let old_call_id = b_invite.headers.call_id().unwrap().to_owned();
+    assert_eq!(
+        notifies(&acts),
+        [(
+            "SIP/2.0 503 Service Unavailable\r\n".to_owned(),
+            old_call_id
+        )]
+    );
+    let c = &h.b2bua.calls[&call];
+    assert!(c.transfer.is_none() && !c.offer_busy(), "the call is stuck");
+}
