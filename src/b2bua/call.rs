@@ -97,6 +97,27 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// A leg whose dialog we start (UAC): nothing negotiated on it yet.
+    pub(crate) fn ours(
+        side: Side,
+        transport: TransportKind,
+        dialog: Dialog,
+        fallback: Target,
+        via: String,
+    ) -> Leg {
+        Leg {
+            side,
+            transport,
+            dialog,
+            fallback,
+            via,
+            allows_update: false,
+            acked_cseq: None,
+            session_timer: None,
+            remote_origin: None,
+        }
+    }
+
     pub(crate) fn sdp_side(&self) -> SdpSide {
         match self.side {
             Side::Teams => SdpSide::Teams,
@@ -248,6 +269,21 @@ pub(crate) struct Transfer {
     /// goes there, and a transfer that fails ends the call.
     #[serde(default)]
     pub(crate) referrer_gone: bool,
+}
+
+impl Transfer {
+    /// The transfer INVITE `new_leg`'s dialog is about to send, asked for on `refer_leg`.
+    pub(crate) fn start(refer_leg: LegId, new_leg: Leg, offer: Option<Bytes>) -> Box<Transfer> {
+        let invite_cseq = new_leg.dialog.local_cseq;
+        Box::new(Transfer {
+            refer_leg,
+            new_leg,
+            invite_tx: None,
+            invite_cseq,
+            offer,
+            referrer_gone: false,
+        })
+    }
 }
 
 impl Call {

@@ -207,17 +207,7 @@ impl B2bua {
         }
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(offer.to_string());
-        let leg = Leg {
-            side: b_side,
-            transport,
-            dialog: d,
-            fallback,
-            via,
-            allows_update: false,
-            acked_cseq: None,
-            session_timer: None,
-            remote_origin: None,
-        };
+        let leg = Leg::ours(b_side, transport, d, fallback, via);
         (req, leg, dest, proxies_left)
     }
 

@@ -140,26 +140,14 @@ impl B2bua {
             Dest::Target(t) => t.clone(),
             Dest::Lookup { .. } => call.leg(leg).fallback.clone(),
         };
-        let new_leg = Leg {
-            side: Side::Teams,
-            transport: TransportKind::Tls,
+        let new_leg = Leg::ours(
+            Side::Teams,
+            TransportKind::Tls,
             dialog,
             fallback,
-            via: via.clone(),
-            allows_update: false,
-            acked_cseq: None,
-            session_timer: None,
-            remote_origin: None,
-        };
-        let invite_cseq = new_leg.dialog.local_cseq;
-        call.transfer = Some(Box::new(Transfer {
-            refer_leg: leg,
-            new_leg,
-            invite_tx: None,
-            invite_cseq,
-            offer: None,
-            referrer_gone: false,
-        }));
+            via.clone(),
+        );
+        call.transfer = Some(Transfer::start(leg, new_leg, None));
         tracing::info!(call = key, tenant = %call.tenant, "transfer requested by Teams (REFER)");
         self.accept_refer(key, leg, tx, &req, invite, via, dest);
     }
@@ -224,26 +212,14 @@ impl B2bua {
             .push("User-Agent", self.config.sbc.product.clone());
         invite.headers.push("Content-Type", "application/sdp");
         invite.body = offer.clone();
-        let new_leg = Leg {
-            side: Side::Trunk,
-            transport: hop.transport,
+        let new_leg = Leg::ours(
+            Side::Trunk,
+            hop.transport,
             dialog,
-            fallback: hop.fallback,
-            via: via.clone(),
-            allows_update: false,
-            acked_cseq: None,
-            session_timer: None,
-            remote_origin: None,
-        };
-        let invite_cseq = new_leg.dialog.local_cseq;
-        call.transfer = Some(Box::new(Transfer {
-            refer_leg: leg,
-            new_leg,
-            invite_tx: None,
-            invite_cseq,
-            offer: Some(offer),
-            referrer_gone: false,
-        }));
+            hop.fallback,
+            via.clone(),
+        );
+        call.transfer = Some(Transfer::start(leg, new_leg, Some(offer)));
         tracing::info!(
             call = key,
             tenant = %call.tenant,

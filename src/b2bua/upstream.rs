@@ -445,17 +445,8 @@ impl B2bua {
             None => via.host.to_string(),
         };
         tracing::info!(call = key, "2xx for a call that has ended: ACK and BYE");
-        let orphan = Leg {
-            side: sent_to.side,
-            transport: sent_to.transport,
-            dialog,
-            via: format!("SIP/2.0/{} {sent_by}", via.transport),
-            fallback: sent_to,
-            allows_update: false,
-            acked_cseq: None,
-            session_timer: None,
-            remote_origin: None,
-        };
+        let via = format!("SIP/2.0/{} {sent_by}", via.transport);
+        let orphan = Leg::ours(sent_to.side, sent_to.transport, dialog, sent_to, via);
         self.ack_and_bye(key, LegId::B, orphan, rsp);
     }
 
