@@ -104,6 +104,20 @@ impl Lab {
     }
 }
 
+/// Waits for the call `trunk`'s SIPp "uas" answers to be up: its ACK is in the trace.
+async fn answered_at(trunk: &TrunkPeer) {
+    let trace = trunk.dir.join("uas-messages.log");
+    wait_for(
+        "the first call answered (ACK at the trunk)",
+        CALL_WAIT,
+        || {
+            let t = std::fs::read_to_string(&trace).unwrap_or_default();
+            t.contains("\nACK sip:").then_some(())
+        },
+    )
+    .await;
+}
+
 fn trunk_addr(d: &Daemon) -> String {
     d.addrs.trunk_udp.expect("trunk_udp listener").to_string()
 }
@@ -695,16 +709,7 @@ async fn a_reload_adds_a_tenant_and_its_trunk_while_a_call_goes_on() {
         &[("tenant_fqdn", TENANT1)],
         &["-d", "3000"],
     );
-    let trunk_trace = trunk1.dir.join("uas-messages.log");
-    wait_for(
-        "the first call answered (ACK at the trunk)",
-        CALL_WAIT,
-        || {
-            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
-            t.contains("\nACK sip:").then_some(())
-        },
-    )
-    .await;
+    answered_at(&trunk1).await;
     let text = lab.config(
         &[
             Tenant {
@@ -790,16 +795,7 @@ async fn draining_refuses_new_calls_with_503_and_lets_the_call_in_progress_end_t
         &[("tenant_fqdn", TENANT1)],
         &["-d", "3000"],
     );
-    let trunk_trace = trunk.dir.join("uas-messages.log");
-    wait_for(
-        "the first call answered (ACK at the trunk)",
-        CALL_WAIT,
-        || {
-            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
-            t.contains("\nACK sip:").then_some(())
-        },
-    )
-    .await;
+    answered_at(&trunk).await;
     let server = d.server.as_ref().expect("the daemon runs");
     let refused_before = metric(&d.metrics(), "drawbridge_sip_drain_rejects_total", &[]);
     server.drain();
@@ -847,16 +843,7 @@ async fn tenant_at_max_calls_refuses_the_next_call_503_with_retry_after() {
         &[("tenant_fqdn", TENANT1)],
         &["-d", "3000"],
     );
-    let trunk_trace = trunk.dir.join("uas-messages.log");
-    wait_for(
-        "the first call answered (ACK at the trunk)",
-        CALL_WAIT,
-        || {
-            let t = std::fs::read_to_string(&trunk_trace).unwrap_or_default();
-            t.contains("\nACK sip:").then_some(())
-        },
-    )
-    .await;
+    answered_at(&trunk).await;
 
     let second = lab.teams("second", &d);
     let refused = second.uac(

@@ -143,15 +143,22 @@ async fn served_certificate(certs: &std::path::Path, addr: &str) -> Vec<u8> {
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
+/// A config file on loopback with the dev certificates under `certs/`, no tenant or trunk,
+/// a Teams proxy where nothing listens, and 1,000 media ports from `media`.
+fn file_config(tls: u16, udp: u16, metrics: u16, media: u16) -> String {
+    let last = media + 999;
+    format!(
+        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = {media}\nport_max = {last}\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
     let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
-    let config = format!(
-        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 41000\nport_max = 41999\n"
-    );
+    let config = file_config(tls, udp, metrics, 41000);
     std::fs::write(dir.path().join("drawbridge.toml"), config).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
         .args(["run", "--config"])
@@ -231,9 +238,7 @@ async fn sighup_reloads_tenants_and_trunks_from_the_config_file() {
     let certs = dir.path().join("certs");
     drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
     let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
-    let base = format!(
-        "[sbc]\nbase_domain = \"sbc.example.test\"\n[listen]\nteams_tls = \"127.0.0.1:{tls}\"\ntrunk_udp = \"127.0.0.1:{udp}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nca = \"certs/ca.crt\"\npeer_names = [\"sip.pstnhub.microsoft.com\"]\n[teams]\nallow = [\"127.0.0.0/8\"]\n[[teams.proxy]]\nhost = \"sip.pstnhub.microsoft.com\"\naddress = \"127.0.0.1:9\"\n[media]\nport_min = 42000\nport_max = 42999\n"
-    );
+    let base = file_config(tls, udp, metrics, 42000);
     let file = dir.path().join("drawbridge.toml");
     std::fs::write(&file, &base).unwrap();
     let log_path = dir.path().join("daemon.log");
