@@ -214,9 +214,8 @@ mod tests {
     #[test]
     fn a_reload_keeps_calls_in_progress_counted_and_a_removed_tenant_admits_nothing() {
         let now = crate::clock::now();
-        let text = crate::config::default::DEFAULT_TOML;
-        let path = std::path::Path::new("t.toml");
-        let mut config = crate::config::from_str(text, path, std::path::Path::new(".")).unwrap();
+        let (_certs, mut config) =
+            crate::config::test_support::with_dev_certs(crate::config::default::DEFAULT_TOML);
         config.tenants[0].max_calls = 2;
         let mut l = Limits::new(&config);
         let t1 = config.tenants[0].fqdn.clone();

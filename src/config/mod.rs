@@ -135,4 +135,6 @@ pub fn from_str(text: &str, path: &Path, base_dir: &Path) -> Result<Config, Conf
 }
 
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;

@@ -1,12 +1,8 @@
-use std::path::Path;
-
 use super::*;
 
 fn routes(extra: &str) -> Routes {
-    let dir = tempfile::tempdir().unwrap();
-    crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
-    let text = crate::config::default::DEFAULT_TOML.replace("certs/dev/", "") + extra;
-    Routes::new(&crate::config::from_str(&text, Path::new("t.toml"), dir.path()).unwrap())
+    let text = crate::config::default::DEFAULT_TOML.to_owned() + extra;
+    Routes::new(&crate::config::test_support::with_dev_certs(&text).1)
 }
 
 const TWO_TENANTS: &str = r#"

@@ -2,7 +2,6 @@
 //! plane is real (loopback ports), since every SDP goes through it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,18 +34,14 @@ fn config(extra: &str) -> (tempfile::TempDir, Config) {
 }
 
 fn config_with_ports(extra: &str, port_min: u16, port_max: u16) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
     let text = crate::config::default::DEFAULT_TOML
-        .replace("certs/dev/", "")
         .replace("port_min = 40000", &format!("port_min = {port_min}"))
         .replace("port_max = 49999", &format!("port_max = {port_max}"))
         .replace(
             "allow = [\"127.0.0.1/32\"]",
             &format!("allow = [\"127.0.0.1/32\"]\n{extra}"),
         );
-    let c = crate::config::from_str(&text, Path::new("t.toml"), dir.path()).unwrap();
-    (dir, c)
+    crate::config::test_support::with_dev_certs(&text)
 }
 
 impl Harness {

@@ -251,10 +251,8 @@ mod tests {
     use super::*;
 
     fn config(extra_tenant: &str) -> Config {
-        let dir = tempfile::tempdir().unwrap();
-        crate::sip::transport::dev_certs::ensure_dev_certs(dir.path(), "sbc.example.test").unwrap();
-        let text = crate::config::default::DEFAULT_TOML.replace("certs/dev/", "") + extra_tenant;
-        crate::config::from_str(&text, std::path::Path::new("t.toml"), dir.path()).unwrap()
+        let text = crate::config::default::DEFAULT_TOML.to_owned() + extra_tenant;
+        crate::config::test_support::with_dev_certs(&text).1
     }
 
     #[test]
