@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                     c.teams.proxies.len(),
                     drawbridge::listeners_summary(&c)
                 );
-                ExitCode::SUCCESS
+                certificate_check(&c)
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -93,6 +93,27 @@ fn main() -> ExitCode {
 /// every client that sends an IP address or two names as SNI (stunnel and many SIP clients do);
 /// a warning per connection that the peer caused and the operator cannot act on is noise.
 const DEFAULT_LOG_FILTER: &str = "info,rustls::msgs::handshake=error";
+
+/// `check-config`'s word on the certificate: its expiry, and a failure once it has expired,
+/// since Teams would refuse every call (TDR-MON-03, 569008).
+fn certificate_check(c: &drawbridge::config::Config) -> ExitCode {
+    let t = &c.tls;
+    // `config::load` has just loaded the same files; only a race with a renewal fails here.
+    match drawbridge::sip::transport::TlsMaterial::load(&t.cert, &t.key, &t.ca, Vec::new()) {
+        Ok(m) => {
+            let now = std::time::SystemTime::now();
+            println!("{}: {}", t.cert.display(), m.expiry().describe(now));
+            match m.expiry().standing(now) {
+                drawbridge::sip::transport::expiry::Standing::Expired { .. } => ExitCode::FAILURE,
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

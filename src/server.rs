@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::dns::SipResolver;
 use crate::media::MediaPlane;
 use crate::sip::endpoint::{Drain, Endpoint, Reload};
+use crate::sip::transport::expiry::Expiry;
 use crate::sip::transport::{Side, TlsMaterial, TransportKind, TransportSettings, Transports};
 
 /// Why the daemon could not start. Each names what failed.
@@ -57,6 +58,8 @@ pub struct Server {
     transports: Transports,
     config: Arc<Config>,
     cdr: crate::cdr::CdrWriter,
+    /// The running certificate's expiry, for the daily reminder.
+    cert_expiry: tokio::sync::watch::Sender<Expiry>,
 }
 
 /// Why a config reload was refused; the running config stays in use.
@@ -93,6 +96,8 @@ impl Server {
             &config.tls.ca,
             config.tls.peer_names.clone(),
         )?;
+        let cert_expiry = tls.expiry();
+        cert_expiry.report(&config.tls.cert, std::time::SystemTime::now());
         let settings = TransportSettings {
             teams_tls: Some(config.listen.teams_tls),
             trunk_udp: config.listen.trunk_udp,
@@ -174,6 +179,12 @@ impl Server {
             stop.cancelled().await;
             draining.store(true, std::sync::atomic::Ordering::Relaxed);
         });
+        let (cert_expiry, expiry_rx) = tokio::sync::watch::channel(cert_expiry);
+        tasks.spawn(report_expiry_daily(
+            expiry_rx,
+            config.tls.cert.clone(),
+            shutdown.clone(),
+        ));
         tasks.close();
         tracing::info!(
             teams_tls = %addrs.teams_tls,
@@ -194,6 +205,7 @@ impl Server {
             transports,
             config,
             cdr,
+            cert_expiry,
         })
     }
 
@@ -203,8 +215,11 @@ impl Server {
     pub fn reload_tls(&self) -> Result<(), ReloadError> {
         let t = &self.config.tls;
         let tls = TlsMaterial::load(&t.cert, &t.key, &t.ca, t.peer_names.clone())?;
+        let expiry = tls.expiry();
         self.transports.reload_tls(tls)?;
         tracing::info!(cert = %t.cert.display(), "TLS certificate reloaded");
+        expiry.report(&t.cert, std::time::SystemTime::now());
+        self.cert_expiry.send_replace(expiry);
         Ok(())
     }
 
@@ -288,4 +303,23 @@ pub fn listeners_summary(c: &Config) -> String {
     }
     parts.push(format!("metrics {}", c.listen.metrics));
     parts.join(", ")
+}
+
+/// Says the certificate's standing again each day, so a warning that it expires soon keeps
+/// reaching the log until it is renewed (start and reloads say it at once).
+async fn report_expiry_daily(
+    expiry: tokio::sync::watch::Receiver<Expiry>,
+    cert: std::path::PathBuf,
+    shutdown: CancellationToken,
+) {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = daily.tick() => {}
+        }
+        let current = *expiry.borrow();
+        current.report(&cert, std::time::SystemTime::now());
+    }
 }

@@ -314,3 +314,108 @@ async fn sighup_reloads_tenants_and_trunks_from_the_config_file() {
     std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
     assert!(status.success(), "{status:?}");
 }
+
+/// Replaces `certs/server.crt` and its key with a certificate for the SBC's names that
+/// expires at `not_after` (and is valid from 1975 on).
+fn certificate_expiring_at(certs: &std::path::Path, not_after: std::time::SystemTime) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![
+        "sbc.example.test".to_owned(),
+        "*.sbc.example.test".to_owned(),
+    ])
+    .unwrap();
+    params.not_after = not_after.into();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(certs.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(certs.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+fn check_config(file: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// TDR-MON-01: Microsoft's dashboard warns 30 days before the SBC's certificate expires, and
+/// Teams refuses it once expired (569008). The daemon says it first: a warning in its log, the
+/// expiry on /metrics for an alert, and `check-config` refuses an expired certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_near_its_expiry_is_warned_of_in_the_log_on_metrics_and_by_check_config_tdr_mon_01()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    drawbridge::sip::transport::dev_certs::ensure_dev_certs(&certs, "sbc.example.test").unwrap();
+    // Ten days from now, in whole seconds: X.509 keeps no fraction.
+    let now = std::time::SystemTime::now();
+    let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 10 * 86_400;
+    let not_after = std::time::UNIX_EPOCH + Duration::from_secs(unix);
+    certificate_expiring_at(&certs, not_after);
+    let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
+    let file = dir.path().join("drawbridge.toml");
+    std::fs::write(&file, file_config(tls, udp, metrics, 43000)).unwrap();
+
+    let (code, said) = check_config(&file);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("in 9 days") && said.contains("needs renewing"),
+        "{said}"
+    );
+
+    let log_path = dir.path().join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = scopeguard(child.id());
+    let wait = format!("127.0.0.1:{tls}");
+    tokio::task::spawn_blocking(move || wait_tcp_listening(&wait, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("TLS certificate expires soon"))
+        .unwrap_or_else(|| panic!("no expiry warning in the log:\n{log}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("days_left=9"),
+        "{warning}"
+    );
+    let (status, body) = http_get(format!("127.0.0.1:{metrics}").parse().unwrap(), "/metrics");
+    assert_eq!(status, 200);
+    let gauge = body
+        .lines()
+        .find_map(|l| l.strip_prefix("drawbridge_tls_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no expiry gauge:\n{body}"));
+    assert_eq!(gauge.trim().parse::<f64>().unwrap(), unix as f64);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
+    assert!(status.success(), "{status:?}");
+
+    // Expired yesterday: Teams would refuse every call, so the check fails.
+    certificate_expiring_at(&certs, now - Duration::from_secs(86_400));
+    let (code, said) = check_config(&file);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("EXPIRED") && said.contains("1 day ago"),
+        "{said}"
+    );
+}

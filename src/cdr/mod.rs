@@ -8,7 +8,7 @@
 
 mod call_metrics;
 mod numbers;
-mod time;
+pub(crate) mod time;
 mod writer;
 
 use std::time::{Instant, SystemTime};

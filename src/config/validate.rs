@@ -172,7 +172,10 @@ fn tls(c: &Config, out: &mut Vec<Issue>) {
         let key = match &e {
             E::KeyMismatch { .. } | E::NoKey { .. } | E::BadKey { .. } => "key",
             E::BadCa { .. } | E::NoCa { .. } => "ca",
-            E::Unreadable { path, .. } | E::BadPem { path, .. } | E::NoCertificate { path } => {
+            E::Unreadable { path, .. }
+            | E::BadPem { path, .. }
+            | E::BadCertificate { path, .. }
+            | E::NoCertificate { path } => {
                 if *path == c.tls.key {
                     "key"
                 } else if *path == c.tls.ca {

@@ -8,6 +8,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::expiry::Expiry;
+
 /// What the TLS side of the SBC needs: our certificate chain and key (served
 /// as server and presented as client), the CA roots that peers must chain to,
 /// and the names a Teams peer certificate must carry.
@@ -16,6 +18,7 @@ pub struct TlsMaterial {
     pub(crate) certified: Arc<CertifiedKey>,
     pub(crate) roots: Arc<RootCertStore>,
     pub(crate) peer_names: Arc<[String]>,
+    expiry: Expiry,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -47,6 +50,14 @@ pub enum TlsMaterialError {
         path: PathBuf,
         /// The PEM decoder's error.
         source: rustls_pki_types::pem::Error,
+    },
+    /// A block of the certificate file is not an X.509 certificate.
+    #[error("{path}: {reason}")]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Which certificate, and the parser's reason.
+        reason: String,
     },
     /// The certificate file holds no CERTIFICATE block.
     #[error("{path}: no certificate found")]
@@ -106,6 +117,11 @@ impl TlsMaterial {
         if chain.is_empty() {
             return Err(TlsMaterialError::NoCertificate { path: cert.into() });
         }
+        let expiry =
+            Expiry::of_chain(&chain).map_err(|reason| TlsMaterialError::BadCertificate {
+                path: cert.into(),
+                reason,
+            })?;
         let key_der = read_key(key)?;
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let signing_key = provider
@@ -153,12 +169,18 @@ impl TlsMaterial {
                 .into_iter()
                 .map(|name| name.to_ascii_lowercase())
                 .collect(),
+            expiry,
         })
     }
 
     /// The names a Teams peer certificate must carry (one of them).
     pub fn peer_names(&self) -> &[String] {
         &self.peer_names
+    }
+
+    /// When the first certificate of our chain expires (TDR-MON-01).
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
     }
 
     /// Our certificate chain, leaf first.

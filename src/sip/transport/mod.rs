@@ -10,6 +10,7 @@
 mod connections;
 pub mod dev_certs;
 mod error;
+pub mod expiry;
 mod handshake;
 mod material;
 mod metrics;
