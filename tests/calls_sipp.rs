@@ -602,6 +602,44 @@ async fn cancel_while_ringing_reaches_the_trunk_and_both_sides_end_with_487() {
     d.stop().await;
 }
 
+/// `[sip] ring_timeout_s` (RFC 3261 Timer C): a trunk that rings and never answers is
+/// CANCELled, and Teams gets 480, not a failover code (TDR-INV-13), so it does not try the
+/// call at another SBC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_ringing_past_ring_timeout_is_cancelled_and_teams_gets_480() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    let d = lab
+        .one_tenant_with(trunk.port, &[no_proxy()], "[sip]\nring_timeout_s = 2\n")
+        .await;
+    let uas = trunk.uas("uas", "trunk_uas_ring_cancel.xml", &[]);
+    let teams = lab.teams("teams", &d);
+    let started = std::time::Instant::now();
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    // The trunk's SIPp passes only if the CANCEL came and its 487 was ACKed.
+    expect_success(uas, &trunk.dir, "uas").await;
+    expect_success(uac, &teams.dir, "uac").await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "given up before ring_timeout_s"
+    );
+    let t = teams.trace("uac");
+    t.response(180);
+    let refusal = t.response(480);
+    assert_eq!(header(refusal, "CSeq"), "1 INVITE");
+    assert!(
+        t.responses(503).is_empty() && t.responses(504).is_empty(),
+        "{}",
+        t.raw
+    );
+    d.stop().await;
+}
+
 /// The c= address and m= port in an SDP body.
 fn media_address(msg: &str) -> (String, String) {
     let c = sdp_line(msg, "c=").unwrap_or_else(|| panic!("no c= in:\n{msg}"));

@@ -229,6 +229,10 @@ pub(crate) struct Call {
     pub(crate) reoffer_at: Option<Instant>,
     /// A transfer asked for with REFER, in progress.
     pub(crate) transfer: Option<Box<Transfer>>,
+    /// Timer C of the INVITE of ours that is ringing: leg B's while the call is set up, the
+    /// transfer's once it is confirmed (never both at once).
+    #[serde(default, with = "crate::clock::as_wall_clock::option")]
+    pub(crate) ring_until: Option<Instant>,
 }
 
 /// `Call::answered` in a snapshot: the wall-clock time of the answer (its instant is derived
@@ -269,6 +273,10 @@ pub(crate) struct Transfer {
     /// goes there, and a transfer that fails ends the call.
     #[serde(default)]
     pub(crate) referrer_gone: bool,
+    /// Its INVITE rang past `[sip] ring_timeout_s` and was CANCELled: its final answer
+    /// (the 487, or a 2xx that crossed the CANCEL) still decides the outcome.
+    #[serde(default)]
+    pub(crate) timed_out: bool,
 }
 
 impl Transfer {
@@ -282,6 +290,7 @@ impl Transfer {
             invite_cseq,
             offer,
             referrer_gone: false,
+            timed_out: false,
         })
     }
 }
@@ -311,6 +320,7 @@ impl Call {
             self.resend_2xx.as_ref().map(|r| r.next.min(r.give_up)),
             self.guard_at,
             self.reoffer_at,
+            self.ring_until,
             self.a.session_timer.map(|t| t.deadline),
             self.b.session_timer.map(|t| t.deadline),
         ]

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::B2bua;
 use super::call::{CallKey, LegId, Purpose, State, T2};
 use super::teardown::{End, EndedBy};
+use super::{Action, B2bua};
 use crate::sip::Method;
 use crate::sip::transport::Side;
 
@@ -54,6 +54,13 @@ impl B2bua {
                 _ => {}
             }
         }
+        if call.ring_until.is_some_and(|t| t <= now) {
+            call.ring_until = None;
+            self.ring_timed_out(key, now);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if call.reoffer_at.is_some_and(|t| t <= now) {
             call.reoffer_at = None;
             self.offer_teams_again(key);
@@ -84,6 +91,42 @@ impl B2bua {
             }
         }
         self.schedule(key);
+    }
+
+    /// Timer C (`[sip] ring_timeout_s`): the INVITE of ours that rings is CANCELled. A
+    /// call being set up gives its caller 480 (not 408 or 5xx, which would send Teams to
+    /// another SBC for a call that has rung out); a transfer keeps its call as it was once
+    /// the CANCEL ends its INVITE, and the referrer hears 480.
+    fn ring_timed_out(&mut self, key: CallKey, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.is_invite_pending() {
+            tracing::info!(
+                call = key,
+                tenant = %call.tenant,
+                "no answer within ring_timeout_s: CANCEL, 480 to the caller"
+            );
+            return self.fail_a(key, 480, "Temporarily Unavailable", EndedBy::Sbc, now);
+        }
+        let Some(t) = call.transfer.as_mut() else {
+            return;
+        };
+        if t.timed_out {
+            return;
+        }
+        t.timed_out = true;
+        tracing::info!(
+            call = key,
+            tenant = %call.tenant,
+            "transfer target did not answer within ring_timeout_s: CANCEL"
+        );
+        match t.invite_tx {
+            // §9.1: cancellable once it has rung; a target that said only 100 gets the
+            // CANCEL too (the transaction is in Proceeding).
+            Some(tx) => self.actions.push_back(Action::Cancel { tx }),
+            None => self.transfer_failed(key, "SIP/2.0 480 Temporarily Unavailable", now),
+        }
     }
 
     /// RFC 4028 refresh of ours: UPDATE without a body where the peer allows it, else a

@@ -41,7 +41,7 @@ impl B2bua {
         leg: LegId,
         tx: TxId,
         req: Request,
-        _now: Instant,
+        now: Instant,
     ) {
         let Some(call) = self.calls.get(&key) else {
             return;
@@ -62,6 +62,12 @@ impl B2bua {
         match side {
             Side::Teams => self.transfer_toward_teams(key, leg, tx, req, refer_to),
             Side::Trunk => self.transfer_toward_trunk(key, leg, tx, req, refer_to),
+        }
+        let ring_until = self.ring_deadline(now);
+        if let Some(call) = self.calls.get_mut(&key)
+            && call.transfer.is_some()
+        {
+            call.ring_until = ring_until;
         }
     }
 
@@ -281,6 +287,7 @@ impl B2bua {
         now: Instant,
     ) {
         let plane = self.media.clone();
+        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -300,6 +307,7 @@ impl B2bua {
             100 => {}
             101..=199 => {
                 t.new_leg.dialog.update_from_response(&rsp);
+                call.ring_until = ring_until;
                 // TDR-XFR-03: the held party hears the new party ring. Its dialog is
                 // confirmed, so no provisional can carry that: the media plane plays ringback
                 // to it, on whichever side it is.
@@ -331,6 +339,9 @@ impl B2bua {
                 self.notify(key, &frag, true);
                 self.complete_transfer(key, t, &rsp);
             }
+            _ if t.timed_out => {
+                self.transfer_failed(key, "SIP/2.0 480 Temporarily Unavailable", now);
+            }
             _ => self.transfer_failed(key, &frag, now),
         }
     }
@@ -350,6 +361,7 @@ impl B2bua {
         self.notify(key, frag, true);
         if let Some(call) = self.calls.get_mut(&key) {
             call.transfer = None;
+            call.ring_until = None;
         }
         if gone {
             tracing::info!(
@@ -469,6 +481,7 @@ impl B2bua {
             return;
         };
         call.transfer = None;
+        call.ring_until = None;
         let refer_leg = t.refer_leg;
         let mut new_leg = t.new_leg;
         new_leg.acked_cseq = Some(t.invite_cseq);

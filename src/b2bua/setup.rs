@@ -255,6 +255,7 @@ impl B2bua {
             ended: None,
             reoffer_at: None,
             transfer: None,
+            ring_until: self.ring_deadline(now),
         };
         call.b.dialog.local_cseq = b_cseq;
         if call.b.side == Side::Teams {
@@ -284,6 +285,15 @@ impl B2bua {
             dest,
         });
         Ok(())
+    }
+
+    /// When an INVITE of ours that went out or rang at `now` is given up (`[sip]
+    /// ring_timeout_s`, RFC 3261 Timer C), if ever.
+    pub(super) fn ring_deadline(&self, now: Instant) -> Option<Instant> {
+        match self.config.sip.ring_timeout_s {
+            0 => None,
+            s => Some(now + Duration::from_secs(s)),
+        }
     }
 
     pub(super) fn failover_timeout(&self) -> Duration {

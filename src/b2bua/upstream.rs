@@ -186,6 +186,13 @@ impl B2bua {
         match rsp.status {
             100 => {
                 call.failover_at = None;
+                // §9.1: 100 is a provisional too, so a CANCEL may go now; without it a
+                // callee that never rings would keep the INVITE for good.
+                call.provisional_seen = true;
+                if call.state == State::Cancelling && !call.cancel_sent {
+                    call.cancel_sent = true;
+                    self.actions.push_back(Action::Cancel { tx });
+                }
             }
             101..=199 => self.invite_provisional(key, rsp, now),
             200..=299 => self.invite_success(key, rsp, now),
@@ -198,10 +205,13 @@ impl B2bua {
 
     fn invite_provisional(&mut self, key: CallKey, rsp: Response, now: Instant) {
         let plane = self.media.clone();
+        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         call.failover_at = None;
+        // RFC 3261 §16.7 step 2: each provisional but 100 restarts Timer C.
+        call.ring_until = ring_until;
         call.provisional_seen = true;
         call.b.dialog.update_from_response(&rsp);
         if call.state == State::Calling {
@@ -249,6 +259,7 @@ impl B2bua {
             return;
         };
         call.failover_at = None;
+        call.ring_until = None;
         call.b.dialog.update_from_response(&rsp);
         call.b.allows_update = super::setup::allows(&rsp.headers, "UPDATE");
         // §13.2.2.4: ACK every 2xx at once (TDR-INV-08), a retransmission with the same ACK.
@@ -371,6 +382,7 @@ impl B2bua {
     /// Sends leg B's INVITE to the next Teams proxy in order (TDR-SIG-07, issue: failover).
     pub(super) fn try_next_proxy(&mut self, key: CallKey, now: Instant) {
         let timeout = self.failover_timeout();
+        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -400,6 +412,7 @@ impl B2bua {
         call.b_invite_tx = None;
         call.provisional_seen = false;
         call.failover_at = Some(now + timeout);
+        call.ring_until = ring_until;
         if let super::Dest::Target(t) = &dest {
             call.b.fallback = t.clone();
         }

@@ -108,6 +108,10 @@ pub struct SipSection {
     /// On SIGTERM, how long calls in progress may go on while new ones get 503 (TDR-MON-04);
     /// the SBC stops when the last one ends. 0 stops at once.
     pub drain_timeout_s: u64,
+    /// RFC 3261 Timer C: an INVITE of ours (a call's, or a transfer's) with no final answer
+    /// this long after it went out or after its last provisional is CANCELled; the caller
+    /// gets 480, a transfer's referrer a NOTIFY with 480. 0: no limit (the caller decides).
+    pub ring_timeout_s: u64,
 }
 
 impl SipSection {
@@ -135,6 +139,7 @@ impl Default for SipSection {
             t2_ms: 4_000,
             t4_ms: 5_000,
             drain_timeout_s: 60,
+            ring_timeout_s: 180,
         }
     }
 }

@@ -8,8 +8,9 @@ use super::*;
 
 /// The instants of a call, written as wall-clock microseconds: reading one back re-derives it
 /// from both clocks, so a second write may differ by a microsecond or two.
-const INSTANT_FIELDS: [&str; 6] = [
+const INSTANT_FIELDS: [&str; 7] = [
     "next",
+    "ring_until",
     "give_up",
     "failover_at",
     "guard_at",

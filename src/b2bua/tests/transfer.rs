@@ -240,7 +240,7 @@ fn trunk_in_dialog(b_invite: &Request, method: &str, cseq: u32, extra: &str) -> 
 }
 
 /// The trunk's REFER to `refer_to`, and what the B2BUA did with it.
-fn trunk_refers(
+pub(super) fn trunk_refers(
     h: &mut Harness,
     b_invite: &Request,
     refer_to: &str,
@@ -257,13 +257,13 @@ fn trunk_refers(
 }
 
 /// The transfer INVITE among `acts`, with its transaction.
-fn transfer_invite(acts: &[(Action, Option<TxId>)]) -> (Request, Dest, TxId) {
+pub(super) fn transfer_invite(acts: &[(Action, Option<TxId>)]) -> (Request, Dest, TxId) {
     let (_, invite, dest, tx) = sent(acts, Purpose::Transfer).expect("transfer INVITE");
     (invite.clone(), dest.clone(), tx.unwrap())
 }
 
 /// The body of each NOTIFY among `acts`, with the Call-ID it went on.
-fn notifies(acts: &[(Action, Option<TxId>)]) -> Vec<(String, String)> {
+pub(super) fn notifies(acts: &[(Action, Option<TxId>)]) -> Vec<(String, String)> {
     acts.iter()
         .filter_map(|(a, _)| match a {
             Action::Request {

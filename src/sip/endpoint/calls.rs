@@ -215,11 +215,13 @@ impl Endpoint {
             response: None,
             ..ctx
         }));
-        if let Err(e) =
-            self.txns
-                .start_client(key, &Method::Cancel, bytes, reliable, cctx, clock::now())
+        let now = clock::now();
+        match self
+            .txns
+            .start_client(key, &Method::Cancel, bytes, reliable, cctx, now)
         {
-            tracing::debug!(error = %e, "CANCEL not sent");
+            Ok(_) => self.txns.cancelled(invite_tx, now),
+            Err(e) => tracing::debug!(error = %e, "CANCEL not sent"),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct InviteClient {
     reliable: bool,
     config: TimerConfig,
     timer_a_interval: Duration,
+    /// A CANCEL went out: timer B guards Proceeding from then on (§9.1).
+    cancelled: bool,
 }
 
 impl MachineState for InviteClientState {
@@ -55,6 +57,7 @@ impl InviteClient {
             reliable,
             config: *t,
             timer_a_interval: t.t1(),
+            cancelled: false,
         }
     }
 
@@ -68,7 +71,10 @@ impl InviteClient {
             (S::Calling | S::Proceeding, StatusClass::Provisional) => {
                 // §17.1.1.2: in Proceeding the request is no longer retransmitted, and timer B
                 // only guards Calling. How long to ring is the TU's call (it sends CANCEL).
-                self.shell.timers.stop_all();
+                // Once cancelled, B stays: a provisional does not answer a CANCEL.
+                if !self.cancelled {
+                    self.shell.timers.stop_all();
+                }
                 self.shell.state = S::Proceeding;
                 self.shell.outputs.push_back(Output::Deliver { status });
             }
@@ -124,6 +130,18 @@ impl InviteClient {
     /// §9.1: a CANCEL may be sent only once a provisional response has arrived and no final yet.
     pub fn cancel_allowed(&self) -> bool {
         self.shell.state == InviteClientState::Proceeding
+    }
+
+    /// The TU sent a CANCEL for this INVITE. §9.1: a peer that never sends the final response
+    /// must not hold the transaction for good, so it times out after 64 × T1 (timer B again)
+    /// unless a final response comes first.
+    pub fn cancelled(&mut self, now: Instant) {
+        if self.shell.state == InviteClientState::Proceeding && !self.cancelled {
+            self.cancelled = true;
+            self.shell
+                .timers
+                .set(Timer::B, now + self.config.transaction_timeout());
+        }
     }
 
     /// The owner failed to send the INVITE or the ACK (§17.1.4).

@@ -329,6 +329,14 @@ impl<T> Transactions<T> {
         }
     }
 
+    /// The TU sent a CANCEL for INVITE client transaction `id` (see `InviteClient::cancelled`).
+    pub fn cancelled(&mut self, id: TxId, now: Instant) {
+        if let Some(Machine::InviteClient(m)) = self.live_mut(id).map(|e| &mut e.machine) {
+            m.cancelled(now);
+            self.refresh(id);
+        }
+    }
+
     /// The owner failed to send something for transaction `id` (§17.1.4, §17.2.4).
     pub fn handle_transport_error(&mut self, id: TxId, now: Instant) -> Result<(), TxError> {
         let entry = self

@@ -77,6 +77,45 @@ fn invite_client_stops_resending_on_1xx() {
 }
 
 #[test]
+fn a_cancelled_invite_without_a_final_answer_times_out_after_64_t1() {
+    // §9.1: a peer that takes the CANCEL but never ends the INVITE does not hold it for good.
+    let mut clock = Clock::new();
+    let mut tx = start(true, &TimerConfig::default(), &clock);
+    drain(&mut tx);
+    tx.handle_response(180, clock.advance_ms(100));
+    drain(&mut tx);
+    tx.cancelled(clock.advance_ms(1_000));
+    // A provisional after the CANCEL changes nothing.
+    tx.handle_response(183, clock.advance_ms(1_000));
+    assert_eq!(drain(&mut tx), vec![Output::Deliver { status: 183 }]);
+    let timeline = run_timers(&mut tx, &mut clock);
+    assert_eq!(
+        timeline,
+        [(33_100, Output::Timeout), (33_100, Output::Terminated)]
+    );
+}
+
+#[test]
+fn a_cancelled_invite_that_gets_its_487_ends_as_usual() {
+    let mut clock = Clock::new();
+    let mut tx = start(true, &TimerConfig::default(), &clock);
+    drain(&mut tx);
+    tx.handle_response(180, clock.advance_ms(100));
+    drain(&mut tx);
+    tx.cancelled(clock.advance_ms(1_000));
+    tx.handle_response(487, clock.advance_ms(50));
+    assert_eq!(
+        drain(&mut tx),
+        vec![
+            Output::Deliver { status: 487 },
+            Output::NeedAck { status: 487 }
+        ]
+    );
+    assert_eq!(tx.state(), InviteClientState::Completed);
+    assert_eq!(tx.timer_deadline(Timer::B), None);
+}
+
+#[test]
 fn invite_client_acks_every_retransmitted_non_2xx_final() {
     let mut clock = Clock::new();
     let mut tx = start(false, &TimerConfig::default(), &clock);
