@@ -589,6 +589,11 @@ async fn cancel_while_ringing_reaches_the_trunk_and_both_sides_end_with_487() {
         first_line(cancel).replacen("CANCEL", "INVITE", 1),
         first_line(invite)
     );
+    // RFC 3326: the trunk learns why (`[trunk.headers] reason` passes it by default).
+    assert_eq!(
+        header(cancel, "Reason"),
+        "SIP;cause=200;text=\"Call completed elsewhere\""
+    );
     assert_eq!(c.requests("ACK").len(), 1, "487 not ACKed");
     let t = teams.trace("uac");
     assert!(

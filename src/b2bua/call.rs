@@ -202,6 +202,9 @@ pub(crate) struct Call {
     pub(crate) failover_at: Option<Instant>,
     pub(crate) provisional_seen: bool,
     pub(crate) cancel_sent: bool,
+    /// The Reason for leg B's CANCEL, kept while the CANCEL waits for a provisional.
+    #[serde(default, with = "crate::sip::message::text_bytes::option")]
+    pub(crate) cancel_reason: Option<Bytes>,
     pub(crate) resend_2xx: Option<Resend>,
     /// Boxed, as `transfer`: rare, and the call stays small without them.
     pub(crate) pending: Option<Box<Pending>>,

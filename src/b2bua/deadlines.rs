@@ -124,7 +124,7 @@ impl B2bua {
         match t.invite_tx {
             // §9.1: cancellable once it has rung; a target that said only 100 gets the
             // CANCEL too (the transaction is in Proceeding).
-            Some(tx) => self.actions.push_back(Action::Cancel { tx }),
+            Some(tx) => self.actions.push_back(Action::Cancel { tx, reason: None }),
             None => self.transfer_failed(key, "SIP/2.0 480 Temporarily Unavailable", now),
         }
     }

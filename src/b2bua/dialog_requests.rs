@@ -65,7 +65,8 @@ impl B2bua {
                 if let Some(side) = side
                     && !self.referrer_left(key, leg)
                 {
-                    self.end_call(key, End::bye(side), now);
+                    let carried = self.reason_toward(key, leg.other(), &req.headers);
+                    self.end_call_with_reason(key, End::bye(side), carried, now);
                 }
             }
             ref m if is_session_method(m) => self.on_offer_request(key, leg, tx, req, now),

@@ -105,8 +105,12 @@ pub(crate) enum Action {
         via: String,
         dest: Dest,
     },
-    /// CANCEL INVITE client transaction `tx` (§9.1), built from the INVITE it sent.
-    Cancel { tx: TxId },
+    /// CANCEL INVITE client transaction `tx` (§9.1), built from the INVITE it sent, with
+    /// `reason` as its Reason header (RFC 3326) when there is one to carry.
+    Cancel {
+        tx: TxId,
+        reason: Option<bytes::Bytes>,
+    },
 }
 
 impl Action {
@@ -259,9 +263,9 @@ impl B2bua {
     }
 
     /// The CANCEL of leg A's INVITE (the endpoint answered the CANCEL itself, §9.2).
-    pub(crate) fn on_cancel(&mut self, invite_tx: TxId, now: Instant) {
+    pub(crate) fn on_cancel(&mut self, invite_tx: TxId, cancel: &Request, now: Instant) {
         if let Some(key) = self.invites.get(&invite_tx).copied() {
-            self.cancel_from_a(key, now);
+            self.cancel_from_a(key, &cancel.headers, now);
         }
     }
 

@@ -241,6 +241,7 @@ impl B2bua {
             failover_at: None,
             provisional_seen: false,
             cancel_sent: false,
+            cancel_reason: None,
             resend_2xx: None,
             pending: None,
             guard_at: None,

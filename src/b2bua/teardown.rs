@@ -3,10 +3,12 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::call::{CallKey, LegId, Purpose, State};
 use super::{Action, B2bua, Dest};
 use crate::sip::Method;
-use crate::sip::message::{Host, Request, Response};
+use crate::sip::message::{Headers, Host, Request, Response};
 use crate::sip::transport::{Side, Target, TransportKind};
 
 pub(crate) use crate::cdr::EndedBy;
@@ -119,6 +121,18 @@ impl End {
 impl B2bua {
     /// Ends a call from any state.
     pub(crate) fn end_call(&mut self, key: CallKey, end: End, now: Instant) {
+        self.end_call_with_reason(key, end, None, now);
+    }
+
+    /// Ends a call from any state; a BYE we send carries `reason` (the Reason of the BYE that
+    /// ended the other leg, as the trunk's policy has it).
+    pub(crate) fn end_call_with_reason(
+        &mut self,
+        key: CallKey,
+        end: End,
+        reason: Option<Bytes>,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
@@ -138,13 +152,13 @@ impl B2bua {
             && let Some(tx) = t.invite_tx
             && t.new_leg.dialog.remote_tag.is_some()
         {
-            self.actions.push_back(Action::Cancel { tx });
+            self.actions.push_back(Action::Cancel { tx, reason: None });
         }
         if end.gone != Some(a_side) {
-            self.send_bye(key, LegId::A);
+            self.send_bye_with_reason(key, LegId::A, reason.clone());
         }
         if end.gone != Some(b_side) {
-            self.send_bye(key, LegId::B);
+            self.send_bye_with_reason(key, LegId::B, reason);
         }
         self.finish(key, end, now);
         self.forget(key);
@@ -159,15 +173,32 @@ impl B2bua {
         by: EndedBy,
         now: Instant,
     ) {
+        self.fail_a_with_reason(key, status, reason, None, by, now);
+    }
+
+    /// `fail_a`, the response carrying `reason_header` as its Reason (RFC 6432): the cause
+    /// leg B's refusal gave, as the trunk's policy has it.
+    pub(crate) fn fail_a_with_reason(
+        &mut self,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+        reason_header: Option<Bytes>,
+        by: EndedBy,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let rsp = Response::for_request(
+        let mut rsp = Response::for_request(
             &call.a_invite,
             status,
             reason,
             Some(&call.a.dialog.local_tag),
         );
+        if let Some(value) = reason_header {
+            rsp.headers.push("Reason", value);
+        }
         let tx = call.a_invite_tx;
         call.final_status = Some(status);
         let ringing = matches!(call.state, State::Calling | State::Early);
@@ -185,7 +216,10 @@ impl B2bua {
                     call.cancel_sent = true;
                     call.guard_at = Some(now + std::time::Duration::from_secs(32));
                 }
-                self.actions.push_back(Action::Cancel { tx: btx });
+                self.actions.push_back(Action::Cancel {
+                    tx: btx,
+                    reason: None,
+                });
                 self.schedule(key);
             }
             None => self.forget(key),
@@ -193,8 +227,11 @@ impl B2bua {
     }
 
     /// CANCEL from leg A while leg B rings (§9.2): 487 to A, CANCEL to B once it has
-    /// answered provisionally.
-    pub(crate) fn cancel_from_a(&mut self, key: CallKey, now: Instant) {
+    /// answered provisionally, with the Reason of A's CANCEL as the trunk's policy has it
+    /// (`SIP;cause=200;text="Call completed elsewhere"` keeps a missed call off a Teams
+    /// client when a contact center rang several agents).
+    pub(crate) fn cancel_from_a(&mut self, key: CallKey, cancel: &Headers, now: Instant) {
+        let carried = self.reason_toward(key, LegId::B, cancel);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -217,7 +254,13 @@ impl B2bua {
             && let Some(btx) = call.b_invite_tx
         {
             call.cancel_sent = true;
-            self.actions.push_back(Action::Cancel { tx: btx });
+            self.actions.push_back(Action::Cancel {
+                tx: btx,
+                reason: carried,
+            });
+        } else {
+            // Sent with the CANCEL once leg B has answered provisionally.
+            call.cancel_reason = carried;
         }
         self.respond(tx, rsp);
         self.finish(key, End::cancel(a_side), now);
@@ -225,10 +268,17 @@ impl B2bua {
     }
 
     pub(crate) fn send_bye(&mut self, key: CallKey, leg: LegId) {
+        self.send_bye_with_reason(key, leg, None);
+    }
+
+    fn send_bye_with_reason(&mut self, key: CallKey, leg: LegId, reason: Option<Bytes>) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let bye = call.leg_mut(leg).dialog.request(Method::Bye);
+        let mut bye = call.leg_mut(leg).dialog.request(Method::Bye);
+        if let Some(value) = reason {
+            bye.headers.push("Reason", value);
+        }
         self.send_in_dialog(key, leg, Purpose::Bye, bye);
     }
 
@@ -362,5 +412,25 @@ impl B2bua {
             self.limits.release(&call.tenant);
             let _ = self.media.destroy_session(key);
         }
+    }
+}
+
+impl B2bua {
+    /// The Reason to carry onto a message for `toward`'s side of call `key`, from the headers
+    /// of the one that arrived on the other leg: the call's trunk policy decides (pass, strip,
+    /// Q.850 rewrite toward the trunk, TDR-INV-07).
+    pub(crate) fn reason_toward(
+        &self,
+        key: CallKey,
+        toward: LegId,
+        incoming: &Headers,
+    ) -> Option<Bytes> {
+        let call = self.calls.get(&key)?;
+        let policy = self.policies.get(&call.trunk)?;
+        let side = match call.leg(toward).side {
+            Side::Teams => crate::trunk_policy::Toward::Teams,
+            Side::Trunk => crate::trunk_policy::Toward::Trunk,
+        };
+        policy.carry_reason(side, incoming)
     }
 }

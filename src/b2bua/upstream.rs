@@ -117,7 +117,7 @@ impl B2bua {
             return self.on_response(key, leg, purpose, tx, Response::new(status, reason), now);
         }
         if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
-            self.invite_final_failure(key, status, reason, true, now);
+            self.invite_final_failure(key, status, reason, None, true, now);
         }
         self.schedule(key);
     }
@@ -135,7 +135,7 @@ impl B2bua {
         };
         match purpose {
             Purpose::Invite if call.b_invite_tx.is_none() => {
-                self.invite_final_failure(key, 503, "Service Unavailable", true, now);
+                self.invite_final_failure(key, 503, "Service Unavailable", None, true, now);
             }
             Purpose::Offer | Purpose::Relay
                 if call.pending.as_ref().is_some_and(|p| p.from == leg.other()) =>
@@ -191,14 +191,16 @@ impl B2bua {
                 call.provisional_seen = true;
                 if call.state == State::Cancelling && !call.cancel_sent {
                     call.cancel_sent = true;
-                    self.actions.push_back(Action::Cancel { tx });
+                    let reason = call.cancel_reason.take();
+                    self.actions.push_back(Action::Cancel { tx, reason });
                 }
             }
             101..=199 => self.invite_provisional(key, rsp, now),
             200..=299 => self.invite_success(key, rsp, now),
             status => {
                 let reason = rsp.reason.clone();
-                self.invite_final_failure(key, status, &reason, false, now);
+                let carried = self.reason_toward(key, LegId::A, &rsp.headers);
+                self.invite_final_failure(key, status, &reason, carried, false, now);
             }
         }
     }
@@ -221,7 +223,8 @@ impl B2bua {
         if call.state == State::Cancelling && !call.cancel_sent {
             if let Some(tx) = call.b_invite_tx {
                 call.cancel_sent = true;
-                self.actions.push_back(Action::Cancel { tx });
+                let reason = call.cancel_reason.take();
+                self.actions.push_back(Action::Cancel { tx, reason });
             }
             return;
         }
@@ -350,6 +353,7 @@ impl B2bua {
         key: CallKey,
         status: u16,
         reason: &str,
+        reason_header: Option<Bytes>,
         no_response: bool,
         now: Instant,
     ) {
@@ -376,7 +380,7 @@ impl B2bua {
         } else {
             super::teardown::by_side(call.b.side)
         };
-        self.fail_a(key, status, reason, ended_by, now);
+        self.fail_a_with_reason(key, status, reason, reason_header, ended_by, now);
     }
 
     /// Sends leg B's INVITE to the next Teams proxy in order (TDR-SIG-07, issue: failover).

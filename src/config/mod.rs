@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use policy::{
     DiversionPolicy, HistoryInfoPolicy, NumberFieldName, NumberRewriteConfig, PassOrStrip,
-    RewriteToward, TrunkHeaders,
+    Q850Rewrite, RewriteToward, TrunkHeaders,
 };
 pub use schema::{
     CdrConfig, Config, DnsSection, ListenSection, NumberPolicy, ProxyConfig, SbcSection,

@@ -17,6 +17,19 @@ pub struct TrunkHeaders {
     pub diversion: DiversionPolicy,
     /// History-Info (RFC 7044); `to-diversion` turns it into Diversion (TDR-INV-11).
     pub history_info: HistoryInfoPolicy,
+    /// Reason (RFC 3326, in responses RFC 6432): the cause of a refusal, CANCEL or BYE, both
+    /// directions; toward the trunk after `[[trunk.q850_rewrite]]` (TDR-INV-07).
+    pub reason: PassOrStrip,
+}
+
+/// One `[[trunk.q850_rewrite]]` rule: a Q.850 cause in a Reason from Teams becomes another on
+/// its way to this trunk (TDR-INV-07: Teams says 17 for a busy user where some carriers retry
+/// on what they read as 34), or, with `to = 0`, that Reason is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Q850Rewrite {
+    pub cause: u8,
+    pub to: u8,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -245,6 +245,9 @@ pub struct TrunkConfig {
     /// Rules rewriting the user part of Request-URI, From and To (E.164 normalisation).
     #[serde(default)]
     pub number_rewrite: Vec<NumberRewriteConfig>,
+    /// Q.850 causes from Teams rewritten (or dropped) toward this trunk (TDR-INV-07).
+    #[serde(default)]
+    pub q850_rewrite: Vec<super::Q850Rewrite>,
     /// New calls per second admitted from or to this trunk (0 = no limit).
     #[serde(default)]
     pub calls_per_second: u32,

@@ -105,6 +105,15 @@ p_asserted_identity = "strip"
 privacy = "pass"
 diversion = "to-history-info"
 history_info = "to-diversion"
+reason = "strip"
+
+[[trunk.q850_rewrite]]
+cause = 17
+to = 34
+
+[[trunk.q850_rewrite]]
+cause = 21
+to = 0
 
 [[trunk.number_rewrite]]
 toward = "trunk"
@@ -130,7 +139,15 @@ fn trunk_header_policy_and_rewrite_rules_are_read() {
             privacy: PassOrStrip::Pass,
             diversion: DiversionPolicy::ToHistoryInfo,
             history_info: HistoryInfoPolicy::ToDiversion,
+            reason: PassOrStrip::Strip,
         }
+    );
+    assert_eq!(
+        t.q850_rewrite,
+        [
+            Q850Rewrite { cause: 17, to: 34 },
+            Q850Rewrite { cause: 21, to: 0 }
+        ]
     );
     assert_eq!(t.number_rewrite.len(), 2);
     assert_eq!(t.number_rewrite[0].toward, RewriteToward::Trunk);
@@ -185,6 +202,37 @@ fn rewrite_replacement_naming_a_missing_group_points_at_replace() {
         "{err}"
     );
     assert!(issue.reason.contains("$1x"), "{err}");
+}
+
+#[test]
+fn q850_rewrite_outside_the_cause_range_or_twice_for_a_cause_is_refused_on_its_key() {
+    for (from, to, key, line_has) in [
+        (
+            "cause = 21",
+            "cause = 0",
+            "trunk[0].q850_rewrite[1].cause",
+            "cause = 0",
+        ),
+        (
+            "to = 34",
+            "to = 128",
+            "trunk[0].q850_rewrite[0].to",
+            "to = 128",
+        ),
+        (
+            "cause = 21",
+            "cause = 17",
+            "trunk[0].q850_rewrite[1].cause",
+            "cause = 17",
+        ),
+    ] {
+        let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(from, to);
+        let err = parse(&text).unwrap_err();
+        let lines: Vec<&str> = text.lines().collect();
+        let line = lines.iter().rposition(|l| *l == line_has).unwrap() + 1;
+        let issue = &err.issues()[0];
+        assert_eq!((issue.key.as_str(), issue.line), (key, line), "{err}");
+    }
 }
 
 #[test]

@@ -368,6 +368,34 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 ));
             }
         }
+        let mut causes = HashSet::new();
+        for (j, rule) in t.q850_rewrite.iter().enumerate() {
+            // Q.850 causes are 1..=127; 0 as `to` means "leave the Reason out".
+            let problem = if !(1..=127).contains(&rule.cause) {
+                Some(("cause", "a Q.850 cause, 1 to 127"))
+            } else if rule.to > 127 {
+                Some((
+                    "to",
+                    "a Q.850 cause, 1 to 127, or 0 to leave the Reason out",
+                ))
+            } else if !causes.insert(rule.cause) {
+                Some(("cause", "a second rule for the same cause"))
+            } else {
+                None
+            };
+            if let Some((key, reason)) = problem {
+                out.push(Issue::new(
+                    vec![
+                        Key("trunk"),
+                        Index(i),
+                        Key("q850_rewrite"),
+                        Index(j),
+                        Key(key),
+                    ],
+                    reason,
+                ));
+            }
+        }
         for (j, rule) in t.number_rewrite.iter().enumerate() {
             if let Err(e) = crate::trunk_policy::check_rule(rule) {
                 out.push(Issue::new(

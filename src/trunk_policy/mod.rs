@@ -10,6 +10,7 @@
 mod headers;
 mod history;
 mod numbers;
+mod reason;
 
 use std::borrow::Cow;
 
@@ -55,6 +56,7 @@ pub struct TrunkPolicy {
     trunk: String,
     headers: TrunkHeaders,
     rules: Vec<numbers::Rule>,
+    q850: Vec<crate::config::Q850Rewrite>,
 }
 
 impl TrunkPolicy {
@@ -75,6 +77,7 @@ impl TrunkPolicy {
             trunk: trunk.name.clone(),
             headers: trunk.headers,
             rules,
+            q850: trunk.q850_rewrite.clone(),
         })
     }
 
@@ -97,6 +100,13 @@ impl TrunkPolicy {
     /// request goes to, taken from that To (else from `incoming`'s To).
     pub fn carry_identity(&self, toward: Toward, incoming: &Headers, outgoing: &mut Headers) {
         headers::carry(&self.headers, toward, incoming, outgoing);
+    }
+
+    /// The Reason value for a refusal, CANCEL or BYE built for `toward` from the message that
+    /// arrived with `incoming`: as received, rewritten (Q.850 toward the trunk, TDR-INV-07),
+    /// or none when the trunk strips it or there was none.
+    pub fn carry_reason(&self, toward: Toward, incoming: &Headers) -> Option<bytes::Bytes> {
+        reason::carry(self.headers.reason, &self.q850, toward, incoming)
     }
 }
 

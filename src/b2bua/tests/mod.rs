@@ -166,6 +166,20 @@ fn trunk_source() -> Source {
     }
 }
 
+/// Teams' CANCEL of the INVITE `teams_invite` made, with a Reason if given.
+fn teams_cancel(reason: Option<&str>) -> Request {
+    let reason = reason
+        .map(|r| format!("Reason: {r}\r\n"))
+        .unwrap_or_default();
+    request(&format!(
+        "CANCEL sip:+15550100@customer1.sbc.example.test:5061;user=phone;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKteams1\r\nMax-Forwards: 70\r\n\
+         From: \"Teams\" <sip:+15550199@sip.pstnhub.microsoft.com;user=phone>;tag=ms1\r\n\
+         To: <sip:+15550100@customer1.sbc.example.test;user=phone>\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 1 CANCEL\r\n{reason}Content-Length: 0\r\n\r\n"
+    ))
+}
+
 /// A bodiless request from Teams inside the call `teams_invite` started (ACK, BYE).
 fn teams_in_dialog(method: &str, cseq: u32, branch: &str, to_tag: &str) -> Request {
     request(&format!(
@@ -475,11 +489,11 @@ fn trunk_answer_reaches_teams_as_srtp_with_our_key_and_the_call_ends_on_trunk_by
 fn cancel_while_ringing_gives_487_to_teams_and_cancels_the_trunk() {
     let mut h = Harness::new("");
     let (a_tx, b_invite, call, b_tx) = ringing_call(&mut h);
-    h.b2bua.on_cancel(a_tx, h.now);
+    h.b2bua.on_cancel(a_tx, &teams_cancel(None), h.now);
     let acts = h.run();
     assert!(
         acts.iter()
-            .any(|(a, _)| matches!(a, Action::Cancel { tx } if *tx == b_tx))
+            .any(|(a, _)| matches!(a, Action::Cancel { tx, .. } if *tx == b_tx))
     );
     assert!(acts.iter().any(|(a, _)| matches!(a, Action::Respond { tx, response } if *tx == a_tx && response.status == 487)));
     h.b2bua.on_response(
@@ -508,7 +522,7 @@ fn the_trunk() -> Target {
 fn a_2xx_after_its_call_has_ended_is_acked_and_ended_with_bye() {
     let mut h = Harness::new("");
     let (a_tx, b_invite, call, _) = ringing_call(&mut h);
-    h.b2bua.on_cancel(a_tx, h.now);
+    h.b2bua.on_cancel(a_tx, &teams_cancel(None), h.now);
     h.run();
     // The trunk never answers the CANCEL's INVITE: the guard gives up on the call.
     h.b2bua.handle_timeout(h.now + Duration::from_secs(40));
@@ -790,6 +804,7 @@ fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
 
 mod auth;
 mod in_dialog;
+mod reason;
 mod ring_timeout;
 mod snapshot;
 mod transfer;

@@ -9,7 +9,7 @@ const RING: Duration = Duration::from_secs(180);
 /// Whether `acts` CANCEL client transaction `tx`.
 fn cancels(acts: &[(Action, Option<TxId>)], tx: TxId) -> bool {
     acts.iter()
-        .any(|(a, _)| matches!(a, Action::Cancel { tx: t } if *t == tx))
+        .any(|(a, _)| matches!(a, Action::Cancel { tx: t, .. } if *t == tx))
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn a_callee_that_sent_only_100_trying_is_cancelled_at_once_when_the_caller_cance
         h.now,
     );
     h.run();
-    h.b2bua.on_cancel(a_tx, h.now);
+    h.b2bua.on_cancel(a_tx, &teams_cancel(None), h.now);
     let acts = h.run();
     assert!(cancels(&acts, b_tx), "§9.1: 100 is a provisional: {acts:?}");
 }

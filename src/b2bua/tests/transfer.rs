@@ -624,7 +624,7 @@ fn a_failed_trunk_transfer_leaves_the_call_with_the_old_party_and_teams_hanging_
     let acts = h.run();
     assert!(
         acts.iter()
-            .any(|(a, _)| matches!(a, Action::Cancel { tx } if *tx == itx)),
+            .any(|(a, _)| matches!(a, Action::Cancel { tx, .. } if *tx == itx)),
         "{acts:?}"
     );
     assert_eq!(h.b2bua.active_calls(), 0);

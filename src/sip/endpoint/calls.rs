@@ -36,7 +36,7 @@ impl Endpoint {
                 Action::Respond { tx, response } => {
                     self.server_respond(tx, response, clock::now());
                 }
-                Action::Cancel { tx } => self.send_cancel(tx),
+                Action::Cancel { tx, reason } => self.send_cancel(tx, reason),
                 routed => match routed.dest() {
                     Some(Dest::Lookup { .. }) => self.resolve_then(routed),
                     _ => self.send_routed(routed),
@@ -180,7 +180,7 @@ impl Endpoint {
 
     /// §9.1: the CANCEL copies the INVITE's Request-URI, top Via, From, To, Call-ID, Route
     /// and CSeq number, and is its own non-INVITE transaction with the same branch.
-    fn send_cancel(&mut self, invite_tx: TxId) {
+    fn send_cancel(&mut self, invite_tx: TxId, reason: Option<Bytes>) {
         if !self.txns.cancel_allowed(invite_tx) {
             return;
         }
@@ -201,6 +201,9 @@ impl Endpoint {
         let seq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1);
         cancel.headers.push("CSeq", format!("{seq} CANCEL"));
         cancel.headers.push("Max-Forwards", "70");
+        if let Some(value) = reason {
+            cancel.headers.push("Reason", value);
+        }
         let Some(branch) = invite.headers.top_via().ok().and_then(|v| v.branch.clone()) else {
             return;
         };

@@ -189,7 +189,7 @@ impl Endpoint {
                 Some(invite_tx) => {
                     let rsp = Response::for_request(req, 200, "OK", Some(&to_tag));
                     self.server_respond(id, rsp, now);
-                    self.b2bua.on_cancel(invite_tx, now);
+                    self.b2bua.on_cancel(invite_tx, req, now);
                     return;
                 }
                 None => Response::for_request(
