@@ -36,6 +36,9 @@ pub const CALLS_ANSWERED: &str = "drawbridge_calls_answered_total";
 /// `{tenant, direction, class}`: call setups that ended without an answer
 /// (class: 3xx, 4xx, 5xx, 6xx, timeout, other).
 pub const CALLS_FAILED: &str = "drawbridge_calls_failed_total";
+/// `{tenant, requested_by, outcome}`: transfers asked for with REFER (requested_by: teams,
+/// trunk; outcome: completed, failed).
+pub const TRANSFERS: &str = "drawbridge_transfers_total";
 /// `{tenant, reason}`: INVITEs refused by a limit with 503 (tenant_calls, tenant_rate,
 /// trunk_rate).
 pub const CALLS_REFUSED: &str = "drawbridge_calls_refused_total";
@@ -170,6 +173,11 @@ pub fn describe() {
         CALLS_FAILED,
         Unit::Count,
         "Call setups ended without an answer, by tenant, direction and status class"
+    );
+    describe_counter!(
+        TRANSFERS,
+        Unit::Count,
+        "Transfers asked for with REFER, by tenant, the side that asked, and outcome"
     );
     describe_counter!(
         CALLS_REFUSED,

@@ -326,6 +326,17 @@ async fn trunk_refer_moves_the_teams_caller_to_the_target_tdr_xfr_04() {
     assert_eq!(byes.len(), 1, "{byes:?}");
     assert_eq!(header(byes[0], "Call-ID"), header(transfer, "Call-ID"));
     assert_eq!(t.requests("INVITE").len(), 0, "no re-INVITE toward Teams");
+    // Counted for the tenant (only this test completes a trunk's transfer).
+    let completed = metric(
+        &d.metrics(),
+        "drawbridge_transfers_total",
+        &[
+            ("tenant", TENANT1),
+            ("requested_by", "trunk"),
+            ("outcome", "completed"),
+        ],
+    );
+    assert!(completed >= 1.0, "transfer not counted: {completed}");
     d.stop().await;
 }
 

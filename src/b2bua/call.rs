@@ -236,6 +236,35 @@ pub(crate) struct Call {
     /// transfer's once it is confirmed (never both at once).
     #[serde(default, with = "crate::clock::as_wall_clock::option")]
     pub(crate) ring_until: Option<Instant>,
+    /// Transfers that have ended, for the call's record.
+    #[serde(default)]
+    pub(crate) transfers: Vec<TransferNote>,
+}
+
+/// A transfer that has ended, as the call's record will tell it (`cdr::TransferRecord`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TransferNote {
+    pub(crate) at: SystemTime,
+    pub(crate) by: crate::cdr::TransferredBy,
+    pub(crate) target: Option<String>,
+    pub(crate) status: u16,
+    pub(crate) completed: bool,
+    pub(crate) replaced_call_id: Option<String>,
+    pub(crate) new_call_id: Option<String>,
+}
+
+impl TransferNote {
+    pub(crate) fn record(&self) -> crate::cdr::TransferRecord {
+        crate::cdr::TransferRecord {
+            time: self.at,
+            requested_by: self.by,
+            target: self.target.clone(),
+            status: self.status,
+            completed: self.completed,
+            replaced_call_id: self.replaced_call_id.clone(),
+            new_call_id: self.new_call_id.clone(),
+        }
+    }
 }
 
 /// `Call::answered` in a snapshot: the wall-clock time of the answer (its instant is derived
@@ -280,11 +309,19 @@ pub(crate) struct Transfer {
     /// (the 487, or a 2xx that crossed the CANCEL) still decides the outcome.
     #[serde(default)]
     pub(crate) timed_out: bool,
+    /// The user part of the Refer-To URI, for the call's record.
+    #[serde(default)]
+    pub(crate) target: Option<String>,
 }
 
 impl Transfer {
     /// The transfer INVITE `new_leg`'s dialog is about to send, asked for on `refer_leg`.
-    pub(crate) fn start(refer_leg: LegId, new_leg: Leg, offer: Option<Bytes>) -> Box<Transfer> {
+    pub(crate) fn start(
+        refer_leg: LegId,
+        new_leg: Leg,
+        offer: Option<Bytes>,
+        target: Option<String>,
+    ) -> Box<Transfer> {
         let invite_cseq = new_leg.dialog.local_cseq;
         Box::new(Transfer {
             refer_leg,
@@ -294,6 +331,7 @@ impl Transfer {
             offer,
             referrer_gone: false,
             timed_out: false,
+            target,
         })
     }
 }

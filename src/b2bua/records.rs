@@ -32,6 +32,10 @@ impl Records {
         self.metrics.answered(tenant, direction, setup);
     }
 
+    pub(crate) fn transferred(&self, tenant: &str, by: crate::cdr::TransferredBy, completed: bool) {
+        self.metrics.transferred(tenant, by, completed);
+    }
+
     /// The call's last word: metrics now, the CDR once the media plane has handed over the
     /// session's packet counts (at once on a runtime; without one, without media figures).
     pub(crate) fn ended(
@@ -100,6 +104,7 @@ impl Records {
             end_reason: end.reason.as_str().to_owned(),
             ended_by: end.by,
             media: None,
+            transfers: call.transfers.iter().map(|t| t.record()).collect(),
         };
         let cdr = self.cdr.clone();
         match (stats, tokio::runtime::Handle::try_current()) {

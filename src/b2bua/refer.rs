@@ -22,7 +22,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::body::{SdpBody, sdp_of};
-use super::call::{CallKey, Leg, LegId, Purpose, Transfer};
+use super::call::{CallKey, Leg, LegId, Purpose, Transfer, TransferNote};
 use super::dialog::Dialog;
 use super::media::BridgeError;
 use super::outbound::{trunk_contact, trunk_hop};
@@ -153,7 +153,12 @@ impl B2bua {
             fallback,
             via.clone(),
         );
-        call.transfer = Some(Transfer::start(leg, new_leg, None));
+        call.transfer = Some(Transfer::start(
+            leg,
+            new_leg,
+            None,
+            refer_to.uri.user.clone(),
+        ));
         tracing::info!(call = key, tenant = %call.tenant, "transfer requested by Teams (REFER)");
         self.accept_refer(key, leg, tx, &req, invite, via, dest);
     }
@@ -186,6 +191,7 @@ impl B2bua {
         let user = local.uri.user.clone().unwrap_or_default();
         let contact = trunk_contact(&user, &our_host, our_port, hop.transport);
         let via = format!("SIP/2.0/{} {our_host}:{our_port}", hop.transport);
+        let target_number = refer_to.uri.user.clone();
         let mut target = refer_to.uri;
         let uri_headers = std::mem::take(&mut target.headers);
         let call_id = self.token(24);
@@ -225,7 +231,7 @@ impl B2bua {
             hop.fallback,
             via.clone(),
         );
-        call.transfer = Some(Transfer::start(leg, new_leg, Some(offer)));
+        call.transfer = Some(Transfer::start(leg, new_leg, Some(offer), target_number));
         tracing::info!(
             call = key,
             tenant = %call.tenant,
@@ -359,8 +365,18 @@ impl B2bua {
         call.media.ringback(&plane, false);
         call.media.abandon_offer();
         self.notify(key, frag, true);
+        if let Some(call) = self.calls.get_mut(&key)
+            && let Some(t) = call.transfer.take()
+        {
+            // `frag` is always "SIP/2.0 CODE REASON".
+            let status = frag
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            self.note_transfer(key, t.refer_leg, t.target, status, None);
+        }
         if let Some(call) = self.calls.get_mut(&key) {
-            call.transfer = None;
             call.ring_until = None;
         }
         if gone {
@@ -493,6 +509,7 @@ impl B2bua {
             call.leg(refer_leg).dialog.local_tag.clone(),
         );
         let old_id = (old.dialog.call_id.clone(), old.dialog.local_tag.clone());
+        let call_ids = (old.dialog.call_id.clone(), new_id.0.clone());
         self.dialogs.remove(&old_id);
         if !t.referrer_gone {
             self.detached.insert(old_id, key);
@@ -503,6 +520,40 @@ impl B2bua {
             toward = ?toward,
             "transfer completed: the call continues on the new dialog"
         );
+        self.note_transfer(key, refer_leg, t.target, rsp.status, Some(call_ids));
+    }
+
+    /// Keeps a transfer's outcome for the call's record and counts it
+    /// (`drawbridge_transfers_total`). `call_ids`: the replaced and the new dialog's, when it
+    /// completed.
+    fn note_transfer(
+        &mut self,
+        key: CallKey,
+        refer_leg: LegId,
+        target: Option<String>,
+        status: u16,
+        call_ids: Option<(String, String)>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        // The new party is on the referrer's side, so its leg says who asked either way.
+        let by = match call.leg(refer_leg).side {
+            Side::Teams => crate::cdr::TransferredBy::Teams,
+            Side::Trunk => crate::cdr::TransferredBy::Trunk,
+        };
+        let completed = call_ids.is_some();
+        let (replaced_call_id, new_call_id) = call_ids.unzip();
+        call.transfers.push(TransferNote {
+            at: std::time::SystemTime::now(),
+            by,
+            target,
+            status,
+            completed,
+            replaced_call_id,
+            new_call_id,
+        });
+        self.records.transferred(&call.tenant, by, completed);
     }
 
     /// A retransmitted 2xx to a transfer INVITE that already took its leg's place.

@@ -257,6 +257,7 @@ impl B2bua {
             reoffer_at: None,
             transfer: None,
             ring_until: self.ring_deadline(now),
+            transfers: Vec::new(),
         };
         call.b.dialog.local_cseq = b_cseq;
         if call.b.side == Side::Teams {

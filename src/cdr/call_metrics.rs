@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
 
-use super::CallDirection;
-use crate::metrics::{CALL_ATTEMPTS, CALL_SETUP, CALLS_ACTIVE, CALLS_ANSWERED, CALLS_FAILED};
+use super::{CallDirection, TransferredBy};
+use crate::metrics::{
+    CALL_ATTEMPTS, CALL_SETUP, CALLS_ACTIVE, CALLS_ANSWERED, CALLS_FAILED, TRANSFERS,
+};
 
 const DIRECTIONS: [CallDirection; 2] = [CallDirection::TeamsToTrunk, CallDirection::TrunkToTeams];
 
@@ -47,6 +49,22 @@ struct Series {
     setup: Histogram,
 }
 
+/// A tenant's transfer counters: [requested by Teams, by the trunk] × [completed, failed].
+type Transfers = [[Counter; 2]; 2];
+
+fn transfer_series(tenant: &str) -> Transfers {
+    [TransferredBy::Teams, TransferredBy::Trunk].map(|by| {
+        ["completed", "failed"].map(|outcome| {
+            metrics::counter!(
+                TRANSFERS,
+                "tenant" => tenant.to_owned(),
+                "requested_by" => by.as_str(),
+                "outcome" => outcome
+            )
+        })
+    })
+}
+
 impl Series {
     fn new(tenant: &str, dir: CallDirection) -> Series {
         let t = tenant.to_owned();
@@ -75,6 +93,7 @@ impl Series {
 /// `drawbridge_calls_active` counts calls from attempt to end.
 pub struct CallMetrics {
     tenants: HashMap<String, [Series; 2]>,
+    transfers: HashMap<String, Transfers>,
 }
 
 impl std::fmt::Debug for CallMetrics {
@@ -88,11 +107,15 @@ impl std::fmt::Debug for CallMetrics {
 impl CallMetrics {
     /// Registers every series of every tenant with the current recorder.
     pub fn new(tenants: &[String]) -> CallMetrics {
+        let transfers = tenants
+            .iter()
+            .map(|t| (t.clone(), transfer_series(t)))
+            .collect();
         let tenants = tenants
             .iter()
             .map(|t| (t.clone(), DIRECTIONS.map(|d| Series::new(t, d))))
             .collect();
-        CallMetrics { tenants }
+        CallMetrics { tenants, transfers }
     }
 
     /// Registers the series of tenants a reload added; those of removed tenants stay, so
@@ -102,6 +125,7 @@ impl CallMetrics {
             if !self.tenants.contains_key(t) {
                 let both = DIRECTIONS.map(|d| Series::new(t, d));
                 self.tenants.insert(t.clone(), both);
+                self.transfers.insert(t.clone(), transfer_series(t));
             }
         }
     }
@@ -138,6 +162,17 @@ impl CallMetrics {
     pub fn failed(&self, tenant: &str, dir: CallDirection, status: Option<u16>) {
         if let Some(s) = self.series(tenant, dir) {
             s.failed[failure_class(status)].increment(1);
+        }
+    }
+
+    /// A transfer asked for by `by` on one of `tenant`'s calls has ended.
+    pub fn transferred(&self, tenant: &str, by: TransferredBy, completed: bool) {
+        let by = match by {
+            TransferredBy::Teams => 0,
+            TransferredBy::Trunk => 1,
+        };
+        if let Some(t) = self.transfers.get(tenant) {
+            t[by][usize::from(!completed)].increment(1);
         }
     }
 

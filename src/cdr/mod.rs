@@ -46,6 +46,45 @@ pub enum EndedBy {
     Sbc,
 }
 
+/// The side that asked for a transfer (sent the REFER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferredBy {
+    Teams,
+    Trunk,
+}
+
+impl TransferredBy {
+    /// Label value in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferredBy::Teams => "teams",
+            TransferredBy::Trunk => "trunk",
+        }
+    }
+}
+
+/// One transfer asked for during a call (REFER, TDR-XFR-02 and TDR-XFR-04), in a call's
+/// record: billing sees who the call went on with, and matching Microsoft's records needs the
+/// Call-ID of each Teams dialog the call had.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransferRecord {
+    /// When its outcome was known.
+    #[serde(serialize_with = "time::serialize")]
+    pub time: SystemTime,
+    pub requested_by: TransferredBy,
+    /// The number (user part) the Refer-To named; written as `[cdr] numbers` allows.
+    pub target: Option<String>,
+    /// The new party's final answer (0 when none came).
+    pub status: u16,
+    /// Whether the call went on with the new party.
+    pub completed: bool,
+    /// SIP Call-ID of the dialog the new one replaced (the referrer's), when completed.
+    pub replaced_call_id: Option<String>,
+    /// SIP Call-ID of the new party's dialog, when completed.
+    pub new_call_id: Option<String>,
+}
+
 /// One finished call, as written to the CDR file.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
@@ -81,6 +120,10 @@ pub struct CallRecord {
     pub ended_by: EndedBy,
     /// Media plane figures; `None` when no media session was set up.
     pub media: Option<MediaRecord>,
+    /// Transfers asked for during the call, in order; left out when there were none. After
+    /// a completed one, `teams_call_id` or `trunk_call_id` is the new party's dialog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<TransferRecord>,
 }
 
 /// Packet, byte and loss counts of a call's media session.

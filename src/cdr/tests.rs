@@ -34,6 +34,7 @@ fn record(call_id: &str) -> CallRecord {
             bytes_trunk_to_teams: 514_280,
             lost_trunk_to_teams: 0,
         }),
+        transfers: Vec::new(),
     }
 }
 
@@ -131,6 +132,51 @@ fn masked_policy_masks_both_numbers_in_the_file() {
     let out = written(NumberPolicy::Masked, vec![record("03")]);
     assert_eq!(out[0]["from"], "+1425*****23");
     assert_eq!(out[0]["to"], "+4930*******89");
+}
+
+#[test]
+fn a_transfer_is_in_the_record_with_its_target_as_numbers_allows() {
+    let mut r = record("05");
+    let at = r.answer_time.unwrap() + Duration::from_secs(30);
+    r.transfers = vec![
+        TransferRecord {
+            time: at,
+            requested_by: TransferredBy::Trunk,
+            target: Some("+4930999888777".to_owned()),
+            status: 486,
+            completed: false,
+            replaced_call_id: None,
+            new_call_id: None,
+        },
+        TransferRecord {
+            time: at + Duration::from_secs(5),
+            requested_by: TransferredBy::Trunk,
+            target: Some("+4930999888666".to_owned()),
+            status: 200,
+            completed: true,
+            replaced_call_id: Some("c3d4@sbc".to_owned()),
+            new_call_id: Some("e5f6@sbc".to_owned()),
+        },
+    ];
+    let full = written(NumberPolicy::Full, vec![r.clone()]);
+    assert_eq!(
+        full[0]["transfers"][1],
+        serde_json::json!({
+            "time": "2024-05-01T12:35:34.289Z",
+            "requested_by": "trunk",
+            "target": "+4930999888666",
+            "status": 200,
+            "completed": true,
+            "replaced_call_id": "c3d4@sbc",
+            "new_call_id": "e5f6@sbc"
+        })
+    );
+    assert_eq!(full[0]["transfers"][0]["completed"], false);
+    let masked = written(NumberPolicy::Masked, vec![r.clone()]);
+    assert_eq!(masked[0]["transfers"][0]["target"], "+4930*******77");
+    let omitted = written(NumberPolicy::Omit, vec![r]);
+    assert_eq!(omitted[0]["transfers"][1]["target"], Value::Null);
+    // A call without transfers has no such key (record_is_one_json_line_with_every_field).
 }
 
 #[test]

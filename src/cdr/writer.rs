@@ -278,6 +278,9 @@ impl Sink {
     fn record(&mut self, mut record: CallRecord) {
         record.from = numbers::apply(self.policy, record.from.take());
         record.to = numbers::apply(self.policy, record.to.take());
+        for t in &mut record.transfers {
+            t.target = numbers::apply(self.policy, t.target.take());
+        }
         self.line.clear();
         if let Err(e) = serde_json::to_writer(&mut self.line, &record) {
             // Only a failing writer or map key can fail serde_json; neither exists here.

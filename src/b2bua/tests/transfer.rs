@@ -387,6 +387,21 @@ fn refer_from_the_trunk_calls_the_target_through_the_trunk_rings_back_to_teams_a
         said.media[0].port, 42010,
         "the media plane follows the new party"
     );
+    // The call's record will say who it went on with, and both trunk dialogs.
+    let notes = &h.b2bua.calls[&call].transfers;
+    assert_eq!(notes.len(), 1);
+    let n = &notes[0];
+    assert_eq!(
+        (n.by, n.target.as_deref(), n.status, n.completed),
+        (
+            crate::cdr::TransferredBy::Trunk,
+            Some("+15550142"),
+            200,
+            true
+        )
+    );
+    assert_eq!(n.replaced_call_id.as_deref(), Some(old_call_id.as_str()));
+    assert_eq!(n.new_call_id.as_deref(), invite.headers.call_id().ok());
 
     // A resent 200 gets the same ACK again.
     h.b2bua
@@ -597,6 +612,11 @@ fn a_failed_trunk_transfer_leaves_the_call_with_the_old_party_and_teams_hanging_
     assert!(sent(&acts, Purpose::Bye).is_none());
     assert_eq!(h.b2bua.active_calls(), 1);
     assert!(!h.b2bua.calls[&call].offer_busy(), "offers are taken again");
+    let n = &h.b2bua.calls[&call].transfers[0];
+    assert_eq!(
+        (n.status, n.completed, n.new_call_id.as_deref()),
+        (480, false, None)
+    );
 
     // A second transfer rings; Teams hangs up: the ringing INVITE is cancelled.
     let refer = trunk_in_dialog(
