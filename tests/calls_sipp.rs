@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
 
 use common::calls::*;
 use common::peers;
@@ -615,6 +617,78 @@ async fn cancel_while_ringing_reaches_the_trunk_and_both_sides_end_with_487() {
         t.raw
     );
     assert_eq!(header(t.response(487), "CSeq"), "1 INVITE");
+    d.stop().await;
+}
+
+/// A contact center's trunk named by DNS (SRV, RFC 3263) with two targets: the first refuses
+/// with 503, so the call goes to the second (RFC 3263 §4.3) and Teams sees one answered call.
+/// A real DNS server (dnsmasq) serves the names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_target_refusing_503_passes_the_call_to_the_next_srv_target() {
+    let lab = Lab::new();
+    let (busy, live) = (lab.trunk("busy"), lab.trunk("live"));
+    let dns = dnsmasq::Dnsmasq::start(
+        "cc.test",
+        &[
+            format!(
+                "--srv-host=_sip._udp.trunk.cc.test,a.cc.test,{},10,0",
+                busy.port
+            ),
+            format!(
+                "--srv-host=_sip._udp.trunk.cc.test,b.cc.test,{},20,0",
+                live.port
+            ),
+            "--host-record=a.cc.test,127.0.0.1".to_owned(),
+            "--host-record=b.cc.test,127.0.0.1".to_owned(),
+        ],
+    );
+    let text =
+        lab.config(
+            &[Tenant {
+                fqdn: TENANT1,
+                trunk: "cc1",
+                max_calls: 10,
+            }],
+            &[Trunk {
+                name: "cc1",
+                port: busy.port,
+            }],
+            &[no_proxy()],
+            "",
+        )
+        .replace(
+            &format!("uri = \"sip:127.0.0.1:{};transport=udp\"", busy.port),
+            "uri = \"sip:trunk.cc.test;transport=udp\"",
+        ) + &format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr());
+    assert!(text.contains("sip:trunk.cc.test"), "{text}");
+    let d = Daemon::start(&text).await;
+    let refuses = busy.uas("uas", "trunk_uas_503.xml", &[]);
+    let answers = live.uas("uas", "trunk_uas_call.xml", &[]);
+    let teams = lab.teams("teams", &d);
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "300"],
+    );
+    expect_success(refuses, &busy.dir, "uas").await;
+    expect_success(uac, &teams.dir, "uac").await;
+    expect_success(answers, &live.dir, "uas").await;
+
+    let (first, second) = (busy.trace("uas"), live.trace("uas"));
+    let (i1, i2) = (first.request("INVITE"), second.request("INVITE"));
+    // One dialog toward the trunk, tried twice: same Call-ID, next CSeq, same Request-URI.
+    assert_eq!(header(i1, "Call-ID"), header(i2, "Call-ID"));
+    assert_eq!(header(i1, "CSeq"), "1 INVITE");
+    assert_eq!(header(i2, "CSeq"), "2 INVITE");
+    assert_eq!(first_line(i1), first_line(i2));
+    let t = teams.trace("uac");
+    assert!(
+        t.responses(503).is_empty(),
+        "the 503 stayed inside: {}",
+        t.raw
+    );
+    t.response(200);
     d.stop().await;
 }
 

@@ -197,6 +197,10 @@ pub(crate) struct Call {
     pub(crate) b_invite_cseq: u32,
     /// Teams proxies still to try, by index (trunk → Teams).
     pub(crate) proxies_left: VecDeque<usize>,
+    /// The trunk's other targets, in RFC 3263 order, when its name resolved to several
+    /// (Teams → trunk).
+    #[serde(default)]
+    pub(crate) targets_left: VecDeque<Target>,
     /// When to give up on the current proxy if it has said nothing (not even 100).
     #[serde(with = "crate::clock::as_wall_clock::option")]
     pub(crate) failover_at: Option<Instant>,

@@ -18,9 +18,11 @@ impl B2bua {
         };
         if call.failover_at.is_some_and(|t| t <= now) {
             call.failover_at = None;
-            // The proxy said nothing at all: no CANCEL is possible (§9.1); its transaction
-            // is left to end on its own and the next proxy gets the call.
-            if call.proxies_left.is_empty() {
+            // The proxy or trunk target said nothing at all: no CANCEL is possible (§9.1);
+            // its transaction is left to end on its own and the next one gets the call.
+            if call.b.side == Side::Trunk {
+                self.try_next_target(key, now);
+            } else if call.proxies_left.is_empty() {
                 call.b_invite_tx = None;
                 self.fail_a(key, 504, "Server Time-out", EndedBy::Sbc, now);
             } else {

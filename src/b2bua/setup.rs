@@ -238,6 +238,7 @@ impl B2bua {
             b_invite_tx: None,
             b_invite_cseq: b_cseq,
             proxies_left,
+            targets_left: Default::default(),
             failover_at: None,
             provisional_seen: false,
             cancel_sent: false,

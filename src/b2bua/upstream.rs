@@ -369,6 +369,14 @@ impl B2bua {
             self.try_next_proxy(key, now);
             return;
         }
+        // RFC 3263 §4.3: a timeout, a failed connection or a 503 moves on to the next target.
+        if call.b.side == Side::Trunk
+            && (no_response || status == 503)
+            && !call.targets_left.is_empty()
+        {
+            self.try_next_target(key, now);
+            return;
+        }
         // TDR-INV-07: a 486 is not retried; nor is anything else we pass back.
         let (status, reason) = if call.b.side == Side::Teams && status == 408 && no_response {
             (504, "Server Time-out")
@@ -429,6 +437,67 @@ impl B2bua {
             via,
             dest,
         });
+    }
+
+    /// The trunk's name resolved to several targets; leg B's INVITE went to the first, and
+    /// `rest` are tried in order if it fails (RFC 3263 §4.3).
+    pub(crate) fn on_alternatives(&mut self, key: CallKey, rest: Vec<Target>, now: Instant) {
+        let timeout = self.trunk_failover_timeout(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if rest.is_empty() || call.b.side != Side::Trunk || !call.is_invite_pending() {
+            return;
+        }
+        call.targets_left = rest.into();
+        // Only if the first target has not answered already.
+        if !call.provisional_seen {
+            call.failover_at = Some(now + timeout);
+        }
+        self.schedule(key);
+    }
+
+    /// Sends leg B's INVITE to the trunk's next target (a new transaction, same dialog
+    /// identifiers, next CSeq; the Request-URI stays the trunk's).
+    pub(super) fn try_next_target(&mut self, key: CallKey, now: Instant) {
+        let timeout = self.trunk_failover_timeout(key);
+        let ring_until = self.ring_deadline(now);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(next) = call.targets_left.pop_front() else {
+            return;
+        };
+        tracing::info!(call = key, trunk = %call.trunk, target = %next.addr, "trying the trunk's next target");
+        call.b.dialog.local_cseq += 1;
+        call.b_invite_cseq = call.b.dialog.local_cseq;
+        let mut req = (*call.b_invite).clone();
+        req.headers
+            .set("CSeq", format!("{} INVITE", call.b_invite_cseq));
+        *call.b_invite = req.clone();
+        call.b_invite_tx = None;
+        call.provisional_seen = false;
+        call.failover_at = (!call.targets_left.is_empty()).then(|| now + timeout);
+        call.ring_until = ring_until;
+        call.b.fallback = next.clone();
+        let via = call.b.via.clone();
+        self.actions.push_back(Action::Request {
+            call: key,
+            leg: LegId::B,
+            purpose: Purpose::Invite,
+            request: req,
+            via,
+            dest: super::Dest::Target(next),
+        });
+    }
+
+    fn trunk_failover_timeout(&self, key: CallKey) -> std::time::Duration {
+        let ms = self
+            .calls
+            .get(&key)
+            .and_then(|c| self.config.trunk(&c.trunk))
+            .map_or(2000, |t| t.failover_timeout_ms);
+        std::time::Duration::from_millis(ms)
     }
 
     /// ACK and BYE for the dialog a 2xx from an abandoned INVITE set up on leg B: the call's

@@ -245,6 +245,11 @@ pub struct TrunkConfig {
     /// Rules rewriting the user part of Request-URI, From and To (E.164 normalisation).
     #[serde(default)]
     pub number_rewrite: Vec<NumberRewriteConfig>,
+    /// When `uri`'s host resolves to several targets (DNS SRV, RFC 3263): how long a call
+    /// waits for any answer (even 100 Trying) from one before its INVITE goes to the next.
+    /// A 503, a timeout or a failed connection moves on at once.
+    #[serde(default = "default_trunk_failover_timeout_ms")]
+    pub failover_timeout_ms: u64,
     /// Q.850 causes from Teams rewritten (or dropped) toward this trunk (TDR-INV-07).
     #[serde(default)]
     pub q850_rewrite: Vec<super::Q850Rewrite>,
@@ -280,6 +285,10 @@ impl std::fmt::Debug for TrunkAuth {
             .field("realm", &self.realm)
             .finish()
     }
+}
+
+fn default_trunk_failover_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_trunk_codecs() -> Vec<String> {

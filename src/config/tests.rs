@@ -236,6 +236,30 @@ fn q850_rewrite_outside_the_cause_range_or_twice_for_a_cause_is_refused_on_its_k
 }
 
 #[test]
+fn trunk_failover_timeout_outside_1_to_8000_ms_is_refused_on_its_line() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    assert_eq!(c.trunk("cc1").unwrap().failover_timeout_ms, 2000);
+    for bad in ["0", "8001"] {
+        let text = default::DEFAULT_TOML.replace(
+            "allow = [\"127.0.0.1/32\"]",
+            &format!("allow = [\"127.0.0.1/32\"]\nfailover_timeout_ms = {bad}"),
+        );
+        let err = parse(&text).unwrap_err();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("failover_timeout_ms"))
+            .unwrap()
+            + 1;
+        let issue = &err.issues()[0];
+        assert_eq!(
+            (issue.key.as_str(), issue.line),
+            ("trunk[0].failover_timeout_ms", line),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn empty_rewrite_pattern_is_refused() {
     let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(r"'\+44(\d+)'", "''");
     let err = parse(&text).unwrap_err();

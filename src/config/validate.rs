@@ -368,6 +368,14 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 ));
             }
         }
+        // Teams gives up on a call after 10 s (TDR-INV-13): the next target must be tried
+        // well before that.
+        if t.failover_timeout_ms == 0 || t.failover_timeout_ms > 8000 {
+            out.push(Issue::new(
+                vec![Key("trunk"), Index(i), Key("failover_timeout_ms")],
+                "must be 1 to 8000 (ms); Teams gives up on a call after 10 s (TDR-INV-13)",
+            ));
+        }
         let mut causes = HashSet::new();
         for (j, rule) in t.q850_rewrite.iter().enumerate() {
             // Q.850 causes are 1..=127; 0 as `to` means "leave the Reason out".

@@ -808,6 +808,7 @@ mod reason;
 mod ring_timeout;
 mod snapshot;
 mod transfer;
+mod trunk_failover;
 
 /// Log lines written while `f` runs (info and above), for tests of what an operator reads.
 fn logged(f: impl FnOnce()) -> String {

@@ -13,7 +13,7 @@ use crate::metrics::Direction;
 use crate::sip::Method;
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::{Output, TransactionKey, TxId};
-use crate::sip::transport::{SendNow, Target, TransportKind};
+use crate::sip::transport::{SendNow, Side, Target, TransportKind};
 use crate::teams::keepalive::Health;
 
 /// A call's client transaction: what it is for, where it goes, and what it sent and last
@@ -91,31 +91,50 @@ impl Endpoint {
                 }),
                 secure: false,
             };
-            let target = match resolver.resolve(&query).await {
-                Ok(list) => list.first().map(|r| Target {
-                    transport,
-                    addr: r.addr,
-                    conn: None,
-                    server_name,
-                    side,
-                }),
+            let targets = match resolver.resolve(&query).await {
+                Ok(list) => list
+                    .iter()
+                    .map(|r| Target {
+                        transport,
+                        addr: r.addr,
+                        conn: None,
+                        server_name: server_name.clone(),
+                        side,
+                    })
+                    .collect(),
                 Err(e) => {
                     tracing::info!(host = %host, error = %e, "cannot resolve a call's next hop");
-                    None
+                    Vec::new()
                 }
             };
             let _ = feedback
                 .send(Feedback::CallResolved {
                     action: Box::new(action),
-                    target,
+                    targets,
                 })
                 .await;
         });
     }
 
-    pub(super) fn on_call_resolved(&mut self, mut action: Action, target: Option<Target>) {
-        match (target, &action) {
+    pub(super) fn on_call_resolved(&mut self, mut action: Action, targets: Vec<Target>) {
+        let mut targets = targets.into_iter();
+        match (targets.next(), &action) {
             (Some(t), _) => {
+                // A call's INVITE toward a trunk whose name gave several targets: the call
+                // keeps the others to fail over to (RFC 3263 §4.3).
+                let alternatives = match &action {
+                    Action::Request {
+                        call,
+                        purpose: Purpose::Invite,
+                        ..
+                    } if t.side == Side::Trunk => Some(*call),
+                    _ => None,
+                };
+                // Told first: a send that fails at once moves straight on to the next.
+                if let Some(call) = alternatives {
+                    self.b2bua
+                        .on_alternatives(call, targets.collect(), clock::now());
+                }
                 action.set_dest(Dest::Target(t));
                 self.send_routed(action);
             }

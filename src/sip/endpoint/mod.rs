@@ -63,10 +63,11 @@ enum Feedback {
     },
     /// A call's request could not be sent: its transaction ends as a transport error.
     TxSendFailed { tx: TxId },
-    /// A call's next hop was looked up (`None`: it did not resolve).
+    /// A call's next hop was looked up: its targets in RFC 3263 order (none: it did not
+    /// resolve).
     CallResolved {
         action: Box<crate::b2bua::Action>,
-        target: Option<Target>,
+        targets: Vec<Target>,
     },
 }
 
@@ -392,7 +393,7 @@ impl Endpoint {
             Feedback::TxSendFailed { tx } => {
                 let _ = self.txns.handle_transport_error(tx, clock::now());
             }
-            Feedback::CallResolved { action, target } => self.on_call_resolved(*action, target),
+            Feedback::CallResolved { action, targets } => self.on_call_resolved(*action, targets),
         }
     }
 }
