@@ -142,3 +142,52 @@ fn session_refresh_from_teams_is_answered_locally_tdr_inv_15() {
         other => panic!("refresh crossed to the trunk: {other:?}"),
     }
 }
+
+/// TDR-HDR-02: with media bypass set on the trunk, Teams adds X-MS-UserLocation,
+/// X-MS-UserSite and X-MS-MediaPath to INVITEs and re-INVITEs. They are accepted, and stay on
+/// the Teams side: they describe Microsoft's media path, not the contact center's.
+#[test]
+fn lmo_headers_from_teams_are_tolerated_and_stay_on_the_teams_side_tdr_hdr_02() {
+    const LMO: &str = "X-MS-UserLocation: internal\r\nX-MS-UserSite: site-7f3a\r\n\
+                       X-MS-MediaPath: sbc1.sbc.example.test, customer1.sbc.example.test\r\n";
+    let mut h = Harness::new("");
+    let a_tx = h.server_tx();
+    let invite = request(
+        &text(&teams_invite("customer1.sbc.example.test").to_bytes()).replacen(
+            "Supported: timer\r\n",
+            &format!("Supported: timer\r\n{LMO}"),
+            1,
+        ),
+    );
+    assert!(invite.headers.get("X-MS-MediaPath").is_some());
+    h.b2bua.on_invite(a_tx, invite, &teams_source(), h.now);
+    let acts = h.run();
+    let (call, b_invite, _, b_tx) = sent(&acts, Purpose::Invite).expect("INVITE toward the trunk");
+    let (b_invite, b_tx) = (b_invite.clone(), b_tx.unwrap());
+    assert!(!text(&b_invite.to_bytes()).contains("X-MS-"));
+    let (_, ok) = answer_and_ack(&mut h, call, &b_invite, b_tx);
+
+    // A re-INVITE with a new offer, carrying them again, crosses as an offer without them.
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let head = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5062;branch=z9hG4bKlmo\r\n\
+         From: <sip:+15550199@sip.pstnhub.microsoft.com>;tag=ms1\r\nTo: <sip:+15550100@x>;tag={tag}\r\n\
+         Call-ID: teams-call-1@pstnhub\r\nCSeq: 2 INVITE\r\nContact: <sip:+15550199@127.0.0.1:5062;transport=tls>\r\n{LMO}"
+    );
+    let held = TEAMS_SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("a=ptime:20\r\n", "a=ptime:20\r\na=sendonly\r\n");
+    let tx = h.server_tx();
+    assert!(
+        h.b2bua
+            .on_dialog_request(Some(tx), request(&with_body(head, &held)), h.now)
+    );
+    let acts = h.run();
+    let (_, offer, _, _) = sent(&acts, Purpose::Offer).expect("the offer toward the trunk");
+    assert!(!text(&offer.to_bytes()).contains("X-MS-"));
+    assert!(
+        text(&offer.body).contains("a=sendonly"),
+        "{}",
+        text(&offer.body)
+    );
+}
