@@ -957,6 +957,139 @@ async fn draining_refuses_new_calls_with_503_and_lets_the_call_in_progress_end_t
     d.stop().await;
 }
 
+/// The built daemon with a Teams → trunk call up: its config (one tenant, the trunk SIPp,
+/// `[sip] drain_timeout_s`), the daemon, the trunk SIPp and the Teams SIPp holding the call.
+struct BinaryCall {
+    daemon: peers::Proc,
+    trunk: TrunkPeer,
+    trunk_uas: peers::Proc,
+    _teams: TeamsTls,
+    _teams_uac: peers::Proc,
+}
+
+async fn binary_with_a_call(lab: &Lab, drain_timeout_s: u64) -> BinaryCall {
+    let trunk = lab.trunk("trunk");
+    let tls = free_tcp_port();
+    let text =
+        lab.config(
+            &[Tenant {
+                fqdn: TENANT1,
+                trunk: "cc1",
+                max_calls: 10,
+            }],
+            &[Trunk {
+                name: "cc1",
+                port: trunk.port,
+            }],
+            &[no_proxy()],
+            "",
+        )
+        .replace(
+            "teams_tls = \"127.0.0.1:0\"",
+            &format!("teams_tls = \"127.0.0.1:{tls}\""),
+        ) + &format!("[sip]\ndrain_timeout_s = {drain_timeout_s}\n");
+    let file = lab.root().join("drawbridge.toml");
+    std::fs::write(&file, text).unwrap();
+    let log = lab.root().join("daemon.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let daemon = peers::Proc {
+        child,
+        name: "drawbridge".to_owned(),
+        log,
+    };
+    let addr = format!("127.0.0.1:{tls}");
+    tokio::task::spawn_blocking(move || {
+        peers::wait_tcp_listening(&addr, std::time::Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    let trunk_uas = trunk.uas("uas", "trunk_uas_call.xml", &[]);
+    let teams = TeamsTls::start(lab.root(), "teams", &lab.certs, Some(tls));
+    // Teams would hold the call for a minute: longer than any test waits.
+    let teams_uac = teams.uac(
+        "uac",
+        "teams_uac_call.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &["-d", "60000"],
+    );
+    answered_at(&trunk).await;
+    BinaryCall {
+        daemon,
+        trunk,
+        trunk_uas,
+        _teams: teams,
+        _teams_uac: teams_uac,
+    }
+}
+
+fn sigterm(p: &peers::Proc) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &p.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// TDR-MON-04 on the binary: SIGTERM drains, and a call still up when `[sip] drain_timeout_s`
+/// runs out is ended with BYE (the trunk's SIPp passes only on a BYE); the daemon exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_ends_the_calls_left_at_the_drain_timeout_and_exits_0_tdr_mon_04() {
+    let lab = Lab::new();
+    let c = binary_with_a_call(&lab, 2).await;
+    let asked = std::time::Instant::now();
+    sigterm(&c.daemon);
+    let (daemon, code) = wait_exit(c.daemon, std::time::Duration::from_secs(15)).await;
+    let waited = asked.elapsed();
+    let log = daemon.log_text();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "stopped after {waited:?}, before the drain timeout, with a call up:\n{log}"
+    );
+    assert!(
+        log.contains("drain timeout: the calls left are ended"),
+        "{log}"
+    );
+    expect_success(c.trunk_uas, &c.trunk.dir, "uas").await;
+}
+
+/// A second SIGTERM while draining stops at once (an operator who means it), still ending
+/// the call in progress with BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_while_draining_stops_the_binary_at_once_tdr_mon_04() {
+    let lab = Lab::new();
+    let c = binary_with_a_call(&lab, 60).await;
+    sigterm(&c.daemon);
+    let log_path = c.daemon.log.clone();
+    wait_for(
+        "the drain to start",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            log.contains("SIGTERM: draining").then_some(())
+        },
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    sigterm(&c.daemon);
+    let (daemon, code) = wait_exit(c.daemon, std::time::Duration::from_secs(15)).await;
+    let log = daemon.log_text();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "the second SIGTERM did not stop it at once:\n{log}"
+    );
+    expect_success(c.trunk_uas, &c.trunk.dir, "uas").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_at_max_calls_refuses_the_next_call_503_with_retry_after() {
     let lab = Lab::new();
