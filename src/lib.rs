@@ -19,6 +19,7 @@ pub mod sdp;
 mod server;
 pub mod sip;
 pub mod teams;
+pub mod trunk_health;
 pub mod trunk_policy;
 
 pub use server::{

@@ -46,32 +46,32 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => match drawbridge::config::load(&file) {
             Ok(c) => {
-                println!(
+                say(format_args!(
                     "{}: ok: {} tenants, {} trunks, {} Teams proxies, listeners: {}",
                     file.display(),
                     c.tenants.len(),
                     c.trunks.len(),
                     c.teams.proxies.len(),
                     drawbridge::listeners_summary(&c)
-                );
+                ));
                 certificate_check(&c)
             }
             Err(e) => {
-                eprintln!("{e}");
+                complain(format_args!("{e}"));
                 ExitCode::FAILURE
             }
         },
         Command::DevCerts { dir, base_domain } => {
             match drawbridge::sip::transport::dev_certs::ensure_dev_certs(&dir, &base_domain) {
                 Ok(_) => {
-                    println!(
+                    say(format_args!(
                         "{}: development certificates for {base_domain} (not for production)",
                         dir.display()
-                    );
+                    ));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("drawbridge: {e}");
+                    complain(format_args!("drawbridge: {e}"));
                     ExitCode::FAILURE
                 }
             }
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("drawbridge: {e:#}");
+                    complain(format_args!("drawbridge: {e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -102,17 +102,34 @@ fn certificate_check(c: &drawbridge::config::Config) -> ExitCode {
     match drawbridge::sip::transport::TlsMaterial::load(&t.cert, &t.key, &t.ca, Vec::new()) {
         Ok(m) => {
             let now = std::time::SystemTime::now();
-            println!("{}: {}", t.cert.display(), m.expiry().describe(now));
+            say(format_args!(
+                "{}: {}",
+                t.cert.display(),
+                m.expiry().describe(now)
+            ));
             match m.expiry().standing(now) {
                 drawbridge::sip::transport::expiry::Standing::Expired { .. } => ExitCode::FAILURE,
                 _ => ExitCode::SUCCESS,
             }
         }
         Err(e) => {
-            eprintln!("{e}");
+            complain(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stdout. A reader that has gone (`check-config … | head -1`) is not an error
+/// worth a panic: the exit code still says how the check went.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// One line on stderr, as `say`.
+fn complain(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn init_tracing() {

@@ -36,6 +36,9 @@ pub const CALLS_ANSWERED: &str = "drawbridge_calls_answered_total";
 /// `{tenant, direction, class}`: call setups that ended without an answer
 /// (class: 3xx, 4xx, 5xx, 6xx, timeout, other).
 pub const CALLS_FAILED: &str = "drawbridge_calls_failed_total";
+/// `{trunk}`: 1 while a trunk with `options_interval_s` has a target answering its OPTIONS
+/// pings, 0 otherwise (and until the first answer).
+pub const TRUNK_UP: &str = "drawbridge_trunk_up";
 /// `{tenant, requested_by, outcome}`: transfers asked for with REFER (requested_by: teams,
 /// trunk; outcome: completed, failed).
 pub const TRANSFERS: &str = "drawbridge_transfers_total";
@@ -173,6 +176,11 @@ pub fn describe() {
         CALLS_FAILED,
         Unit::Count,
         "Call setups ended without an answer, by tenant, direction and status class"
+    );
+    describe_gauge!(
+        TRUNK_UP,
+        Unit::Count,
+        "1 while a pinged trunk has a target answering OPTIONS, 0 otherwise"
     );
     describe_counter!(
         TRANSFERS,

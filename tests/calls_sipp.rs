@@ -692,6 +692,54 @@ async fn a_trunk_target_refusing_503_passes_the_call_to_the_next_srv_target() {
     d.stop().await;
 }
 
+/// A trunk with `options_interval_s`: up while it answers the SBC's OPTIONS, down once it
+/// stops (`drawbridge_trunk_up`), and then a call from Teams for it gets 503 at once, so Teams
+/// tries its next route rather than waiting on a dead peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_stops_answering_options_is_down_and_teams_calls_for_it_get_503_at_once() {
+    let lab = Lab::new();
+    let trunk = lab.trunk("trunk");
+    // It answers the first ping only (-m 1), then is gone.
+    let answers_once = trunk.uas("uas", "trunk_uas_options.xml", &[]);
+    let d = lab
+        .one_tenant_with(
+            trunk.port,
+            &[no_proxy()],
+            "options_interval_s = 5\nfailover_timeout_ms = 500\n",
+        )
+        .await;
+    let up = |d: &Daemon| metric(&d.metrics(), "drawbridge_trunk_up", &[("trunk", "cc1")]);
+    wait_for("the trunk up", std::time::Duration::from_secs(10), || {
+        (up(&d) == 1.0).then_some(())
+    })
+    .await;
+    expect_success(answers_once, &trunk.dir, "uas").await;
+    // The next round, 5 s on, finds nobody: down 0.5 s later.
+    wait_for("the trunk down", std::time::Duration::from_secs(15), || {
+        (up(&d) == 0.0).then_some(())
+    })
+    .await;
+
+    let teams = lab.teams("teams", &d);
+    let started = std::time::Instant::now();
+    let uac = teams.uac(
+        "uac",
+        "teams_uac_refused.xml",
+        &[("tenant_fqdn", TENANT1)],
+        &[],
+    );
+    expect_success(uac, &teams.dir, "uac").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "not refused at once"
+    );
+    let refusal = teams.trace("uac");
+    let busy = refusal.response(503);
+    assert!(first_line(busy).contains("trunk down"), "{busy}");
+    assert_eq!(header(busy, "Retry-After"), "30");
+    d.stop().await;
+}
+
 /// `[sip] ring_timeout_s` (RFC 3261 Timer C): a trunk that rings and never answers is
 /// CANCELled, and Teams gets 480, not a failover code (TDR-INV-13), so it does not try the
 /// call at another SBC.

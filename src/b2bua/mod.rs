@@ -45,6 +45,7 @@ use crate::sip::transport::{ConnId, Side, Target, TransportKind};
 
 use call::Call;
 pub(crate) use call::{CallKey, LegId, Purpose};
+pub(crate) use outbound::trunk_hop;
 
 /// Where the request came from, as the transports saw it.
 #[derive(Debug, Clone)]
@@ -169,6 +170,8 @@ pub(crate) struct B2bua {
     proxies_up: Vec<bool>,
     /// Digest nonces for trunks with `auth`; None if the random source failed at start.
     nonces: Option<crate::sip::digest::Nonces>,
+    /// Trunks whose OPTIONS pings say down (`trunk_health`): calls for them get 503 at once.
+    trunks_down: std::collections::HashSet<String>,
 }
 
 impl B2bua {
@@ -203,7 +206,18 @@ impl B2bua {
                     tracing::error!("no key for digest nonces: trunks with auth get 500")
                 })
                 .ok(),
+            trunks_down: Default::default(),
         }
+    }
+
+    /// The trunks the OPTIONS pings now say are down.
+    pub(crate) fn set_trunks_down(&mut self, down: std::collections::HashSet<String>) {
+        self.trunks_down = down;
+    }
+
+    /// The trunk a call runs over.
+    pub(crate) fn call_trunk(&self, key: CallKey) -> Option<&str> {
+        self.calls.get(&key).map(|c| c.trunk.as_str())
     }
 
     /// A reloaded config (only `[[tenant]]` and `[[trunk]]` may differ): new calls are routed,

@@ -55,7 +55,7 @@ impl B2bua {
     }
 
     /// The host and port we name toward trunks on `transport`.
-    pub(super) fn trunk_sent_by(&self, transport: TransportKind) -> (String, u16) {
+    pub(crate) fn trunk_sent_by(&self, transport: TransportKind) -> (String, u16) {
         let local = match transport {
             TransportKind::Udp => self.local.trunk_udp,
             TransportKind::Tcp => self.local.trunk_tcp,
@@ -292,17 +292,17 @@ pub(super) fn trunk_contact(user: &str, host: &str, port: u16, transport: Transp
 }
 
 /// Where requests to a trunk go: its configured URI's host, port and transport.
-pub(super) struct TrunkHop {
-    pub(super) transport: TransportKind,
-    pub(super) host: Host,
-    pub(super) port: Option<u16>,
+pub(crate) struct TrunkHop {
+    pub(crate) transport: TransportKind,
+    pub(crate) host: Host,
+    pub(crate) port: Option<u16>,
     /// None when the URI names no host (config validation refuses that).
-    pub(super) dest: Option<Dest>,
+    pub(crate) dest: Option<Dest>,
     /// The resolved target, or an unresolved one the lookup replaces.
-    pub(super) fallback: Target,
+    pub(crate) fallback: Target,
 }
 
-pub(super) fn trunk_hop(trunk_uri: &str) -> TrunkHop {
+pub(crate) fn trunk_hop(trunk_uri: &str) -> TrunkHop {
     let uri = Uri::parse(trunk_uri).ok();
     let transport = uri
         .as_ref()

@@ -63,6 +63,22 @@ impl B2bua {
             // keep the Teams leg SRTP (TDR-MED-01).
             return self.reject(tx, &req, 488, "Not Acceptable Here - SRTP offer required");
         }
+        if src.side == Side::Teams && self.trunks_down.contains(&route.trunk.name) {
+            // Its pings say nobody answers there: 503 now lets Teams try its next route
+            // rather than wait on a dead peer.
+            tracing::info!(tenant = %route.tenant.fqdn, trunk = %route.trunk.name, "call refused: trunk down");
+            metrics::counter!(
+                crate::metrics::CALLS_REFUSED,
+                "tenant" => route.tenant.fqdn.clone(),
+                "reason" => "trunk_down"
+            )
+            .increment(1);
+            let tag = self.token(10);
+            let mut rsp =
+                Response::for_request(&req, 503, "Service Unavailable - trunk down", Some(&tag));
+            rsp.headers.push("Retry-After", "30");
+            return self.respond(tx, rsp);
+        }
         if let Err(refusal) = self
             .limits
             .admit(&route.tenant.fqdn, &route.trunk.name, now)

@@ -250,6 +250,10 @@ pub struct TrunkConfig {
     /// A 503, a timeout or a failed connection moves on at once.
     #[serde(default = "default_trunk_failover_timeout_ms")]
     pub failover_timeout_ms: u64,
+    /// Seconds between OPTIONS pings to each of the trunk's targets; 0 (the default) pings
+    /// none. A trunk whose every target fails its ping is down: calls for it get 503 at once.
+    #[serde(default)]
+    pub options_interval_s: u64,
     /// Q.850 causes from Teams rewritten (or dropped) toward this trunk (TDR-INV-07).
     #[serde(default)]
     pub q850_rewrite: Vec<super::Q850Rewrite>,

@@ -260,6 +260,31 @@ fn trunk_failover_timeout_outside_1_to_8000_ms_is_refused_on_its_line() {
 }
 
 #[test]
+fn trunk_options_interval_is_off_by_default_and_0_or_5_to_3600_s() {
+    let c = parse(default::DEFAULT_TOML).unwrap();
+    assert_eq!(c.trunk("cc1").unwrap().options_interval_s, 0);
+    for (value, ok) in [
+        ("0", true),
+        ("5", true),
+        ("3600", true),
+        ("4", false),
+        ("3601", false),
+    ] {
+        let text = default::DEFAULT_TOML.replace(
+            "allow = [\"127.0.0.1/32\"]",
+            &format!("allow = [\"127.0.0.1/32\"]\noptions_interval_s = {value}"),
+        );
+        match parse(&text) {
+            Ok(_) => assert!(ok, "{value} accepted"),
+            Err(e) => {
+                assert!(!ok, "{value} refused: {e}");
+                assert_eq!(e.issues()[0].key, "trunk[0].options_interval_s", "{e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn empty_rewrite_pattern_is_refused() {
     let text = format!("{}{POLICY}", default::DEFAULT_TOML).replace(r"'\+44(\d+)'", "''");
     let err = parse(&text).unwrap_err();

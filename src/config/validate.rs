@@ -376,6 +376,12 @@ fn trunks(c: &Config, out: &mut Vec<Issue>) {
                 "must be 1 to 8000 (ms); Teams gives up on a call after 10 s (TDR-INV-13)",
             ));
         }
+        if t.options_interval_s != 0 && !(5..=3600).contains(&t.options_interval_s) {
+            out.push(Issue::new(
+                vec![Key("trunk"), Index(i), Key("options_interval_s")],
+                "0 (no pings) or 5 to 3600 seconds",
+            ));
+        }
         let mut causes = HashSet::new();
         for (j, rule) in t.q850_rewrite.iter().enumerate() {
             // Q.850 causes are 1..=127; 0 as `to` means "leave the Reason out".

@@ -130,3 +130,28 @@ fn a_target_that_answered_100_keeps_the_call_until_its_connection_fails() {
     let (_, to, _) = invite_sent(&h.run());
     assert_eq!(to.addr.port(), 5091);
 }
+
+#[test]
+fn a_trunk_its_pings_see_down_gets_no_call_from_teams_but_its_own_calls_go_through() {
+    let mut h = Harness::new("");
+    h.b2bua
+        .set_trunks_down(std::collections::HashSet::from(["cc1".to_owned()]));
+    let tx = h.server_tx();
+    h.b2bua.on_invite(
+        tx,
+        teams_invite("customer1.sbc.example.test"),
+        &teams_source(),
+        h.now,
+    );
+    let acts = h.run();
+    let refusals = responses_to(acts, tx);
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(
+        (refusals[0].status, refusals[0].reason.as_str()),
+        (503, "Service Unavailable - trunk down")
+    );
+    assert_eq!(h.b2bua.active_calls(), 0);
+    // The trunk itself still calls out: its INVITE proves it is there.
+    trunk_call_to_teams(&mut h);
+    assert!(sent(&h.run(), Purpose::Invite).is_some());
+}

@@ -116,7 +116,17 @@ impl Endpoint {
         });
     }
 
-    pub(super) fn on_call_resolved(&mut self, mut action: Action, targets: Vec<Target>) {
+    pub(super) fn on_call_resolved(&mut self, mut action: Action, mut targets: Vec<Target>) {
+        if let Action::Request {
+            call,
+            purpose: Purpose::Invite,
+            ..
+        } = &action
+            && let Some(trunk) = self.b2bua.call_trunk(*call)
+        {
+            // Targets the trunk's pings see down go last; RFC 3263 order otherwise (stable).
+            targets.sort_by_key(|t| self.trunk_health.target_down(trunk, t.addr));
+        }
         let mut targets = targets.into_iter();
         match (targets.next(), &action) {
             (Some(t), _) => {

@@ -10,6 +10,7 @@ mod inbound;
 mod keepalive;
 mod policy;
 mod trace;
+mod trunk_pings;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +45,11 @@ enum TxContext {
     },
     /// A client transaction of a call.
     Call(Box<calls::CallTx>),
+    /// An OPTIONS ping toward a trunk's target.
+    TrunkPing {
+        dest: Target,
+        ping: crate::trunk_health::Ping,
+    },
 }
 
 /// Results that spawned send tasks report back.
@@ -63,6 +69,18 @@ enum Feedback {
     },
     /// A call's request could not be sent: its transaction ends as a transport error.
     TxSendFailed { tx: TxId },
+    /// A trunk's URI was looked up for a round of pings (no targets: `why` says why).
+    TrunkResolved {
+        trunk: usize,
+        targets: Vec<Target>,
+        why: String,
+    },
+    /// A trunk ping could not be sent (`tx`: its transaction, to end).
+    TrunkPingFailed {
+        ping: crate::trunk_health::Ping,
+        tx: TxId,
+        why: String,
+    },
     /// A call's next hop was looked up: its targets in RFC 3263 order (none: it did not
     /// resolve).
     CallResolved {
@@ -77,6 +95,8 @@ pub(crate) struct Endpoint {
     resolver: SipResolver,
     txns: Transactions<TxContext>,
     pinger: Pinger,
+    /// OPTIONS pings toward the trunks that ask for them, and their health.
+    trunk_health: crate::trunk_health::TrunkHealth,
     counters: counters::Counters,
     /// Tenant FQDN ⇄ trunk and the trunk-side ACL, built once from the config.
     routes: Routes,
@@ -135,6 +155,7 @@ impl Endpoint {
         };
         let b2bua = B2bua::new(config.clone(), media, local, cdr);
         let pinger = keepalive::pinger_for(&config, now);
+        let trunk_health = trunk_pings::health_for(&config, now);
         let (feedback_tx, feedback_rx) = mpsc::channel(1024);
         let routes = Routes::new(&config);
         Endpoint {
@@ -143,6 +164,7 @@ impl Endpoint {
             transports,
             resolver,
             pinger,
+            trunk_health,
             counters: counters::Counters::new(),
             routes,
             policy: ValidationPolicy {
@@ -168,6 +190,8 @@ impl Endpoint {
         self.pinger
             .retarget(keepalive::ping_targets(&config), clock::now());
         self.b2bua.reconfigure(config.clone());
+        self.trunk_health.reconfigure(&config, clock::now());
+        self.b2bua.set_trunks_down(self.trunk_health.down_trunks());
         tracing::info!(
             tenants = config.tenants.len(),
             trunks = config.trunks.len(),
@@ -190,7 +214,7 @@ impl Endpoint {
             }
             let deadline = earliest(
                 earliest(self.txns.poll_timeout(), self.pinger.poll_timeout()),
-                self.b2bua.poll_timeout(),
+                earliest(self.b2bua.poll_timeout(), self.trunk_health.poll_timeout()),
             );
             tokio::select! {
                 biased;
@@ -221,6 +245,9 @@ impl Endpoint {
                     for tr in self.pinger.handle_timeout(now) {
                         keepalive::report_transition(&self.config, &self.pinger, &tr);
                     }
+                    for tr in self.trunk_health.handle_timeout(now) {
+                        self.trunk_transition(tr);
+                    }
                     self.call_timeouts(now);
                 }
             }
@@ -241,6 +268,9 @@ impl Endpoint {
         let now = clock::now();
         while let Some(due) = self.pinger.poll_due(now) {
             self.start_ping(due, now);
+        }
+        while let Some(trunk) = self.trunk_health.poll_round(now) {
+            self.start_trunk_round(trunk, now);
         }
         // Call actions start transactions, whose first sends are transaction outputs; those
         // outputs may in turn feed the calls.
@@ -292,9 +322,31 @@ impl Endpoint {
                         }
                     });
                 }
+                Some(TxContext::TrunkPing { dest, ping }) => {
+                    let (dest, ping) = (dest.clone(), *ping);
+                    self.trace_out(&dest, &bytes);
+                    let transports = self.transports.clone();
+                    let feedback = self.feedback_tx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = transports.send(&dest, bytes).await {
+                            let why = format!("{}: {e}", dest.addr);
+                            let _ = feedback
+                                .send(Feedback::TrunkPingFailed { ping, tx: id, why })
+                                .await;
+                        }
+                    });
+                }
                 Some(TxContext::Call(_)) | None => {}
             },
             Output::Deliver { status } => {
+                if let Some(TxContext::TrunkPing { ping, .. }) = self.txns.context(id)
+                    && status >= 200
+                {
+                    let ping = *ping;
+                    if let Some(tr) = self.trunk_health.on_final(ping, status) {
+                        self.trunk_transition(tr);
+                    }
+                }
                 if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id)
                     && status >= 200
                 {
@@ -307,6 +359,13 @@ impl Endpoint {
                 }
             }
             Output::Timeout | Output::TransportError => {
+                if let Some(TxContext::TrunkPing { ping, .. }) = self.txns.context(id) {
+                    let ping = *ping;
+                    let why = format!("{}: no answer", ping.addr);
+                    if let Some(tr) = self.trunk_health.on_failure(ping, why) {
+                        self.trunk_transition(tr);
+                    }
+                }
                 if let Some(TxContext::Ping { target, seq, .. }) = self.txns.context(id) {
                     let (target, seq) = (*target, *seq);
                     if let Some(tr) =
@@ -394,6 +453,17 @@ impl Endpoint {
                 let _ = self.txns.handle_transport_error(tx, clock::now());
             }
             Feedback::CallResolved { action, targets } => self.on_call_resolved(*action, targets),
+            Feedback::TrunkResolved {
+                trunk,
+                targets,
+                why,
+            } => self.on_trunk_resolved(trunk, targets, &why),
+            Feedback::TrunkPingFailed { ping, tx, why } => {
+                if let Some(tr) = self.trunk_health.on_failure(ping, why) {
+                    self.trunk_transition(tr);
+                }
+                let _ = self.txns.handle_transport_error(tx, clock::now());
+            }
         }
     }
 }
