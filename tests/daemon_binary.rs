@@ -379,7 +379,8 @@ async fn a_certificate_near_its_expiry_is_warned_of_in_the_log_on_metrics_and_by
         .spawn()
         .unwrap();
     let guard = scopeguard(child.id());
-    let wait = format!("127.0.0.1:{tls}");
+    // The metrics listener opens last of all: once it listens, the start is logged whole.
+    let wait = format!("127.0.0.1:{metrics}");
     tokio::task::spawn_blocking(move || wait_tcp_listening(&wait, Duration::from_secs(20)))
         .await
         .unwrap();
