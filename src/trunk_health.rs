@@ -147,6 +147,13 @@ impl TrunkHealth {
             .any(|t| !t.retired && t.name == name && t.health == Health::Down)
     }
 
+    /// Whether `name`'s pings say up.
+    pub fn is_up(&self, name: &str) -> bool {
+        self.trunks
+            .iter()
+            .any(|t| !t.retired && t.name == name && t.health == Health::Up)
+    }
+
     /// The names of the trunks whose pings say down.
     pub fn down_trunks(&self) -> std::collections::HashSet<String> {
         self.trunks

@@ -40,6 +40,7 @@ fn a_trunk_is_up_while_any_target_answers_and_down_when_every_one_fails() {
     // The first answers 404 (alive; many peers answer OPTIONS so), the second 503.
     let up = h.on_final(pings[0], 404).unwrap();
     assert_eq!((up.trunk.as_str(), up.to), ("cc1", Health::Up));
+    assert!(h.is_up("cc1"));
     assert_eq!(
         h.on_final(pings[1], 503),
         None,
@@ -63,7 +64,7 @@ fn a_trunk_is_up_while_any_target_answers_and_down_when_every_one_fails() {
         down[0].why.as_deref().unwrap().contains("did not answer"),
         "{down:?}"
     );
-    assert!(h.is_down("cc1"));
+    assert!(h.is_down("cc1") && !h.is_up("cc1"));
     assert_eq!(h.on_final(pings[0], 200), None, "too late");
 
     // A round whose name does not resolve keeps it down; one answer brings it back.

@@ -191,6 +191,7 @@ impl Endpoint {
             .retarget(keepalive::ping_targets(&config), clock::now());
         self.b2bua.reconfigure(config.clone());
         self.trunk_health.reconfigure(&config, clock::now());
+        trunk_pings::publish_unanswered(&config, &self.trunk_health);
         self.b2bua.set_trunks_down(self.trunk_health.down_trunks());
         tracing::info!(
             tenants = config.tenants.len(),

@@ -16,10 +16,19 @@ use crate::trunk_health::{Health, Ping, Transition, TrunkHealth};
 /// The schedule for the config's trunks; each pinged trunk's gauge starts at 0 (as the Teams
 /// proxies' do) until its first answer.
 pub(super) fn health_for(config: &Config, now: Instant) -> TrunkHealth {
+    let health = TrunkHealth::new(config, now);
+    publish_unanswered(config, &health);
+    health
+}
+
+/// Sets the gauge of each pinged trunk not seen up to 0: at start, and for a trunk a reload
+/// turns pings on for.
+pub(super) fn publish_unanswered(config: &Config, health: &TrunkHealth) {
     for t in config.trunks.iter().filter(|t| t.options_interval_s > 0) {
-        metrics::gauge!(crate::metrics::TRUNK_UP, "trunk" => t.name.clone()).set(0.0);
+        if !health.is_up(&t.name) {
+            metrics::gauge!(crate::metrics::TRUNK_UP, "trunk" => t.name.clone()).set(0.0);
+        }
     }
-    TrunkHealth::new(config, now)
 }
 
 impl Endpoint {
