@@ -740,6 +740,49 @@ async fn a_trunk_that_stops_answering_options_is_down_and_teams_calls_for_it_get
     d.stop().await;
 }
 
+/// A trunk whose INVITE requires 100rel (RFC 3262) calling Teams, which sends early media: the
+/// trunk's SIPp gets the 183 reliably (Require: 100rel, RSeq, with the SDP), PRACKs it and gets
+/// 200 for the PRACK, then the call is answered and ends normally (TDR-INV-18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_requiring_100rel_gets_teams_early_media_reliably_and_its_prack_answered_tdr_inv_18()
+ {
+    let lab = Lab::new();
+    let proxy = lab.teams_proxy("teams");
+    let uas = proxy.uas("uas", "teams_proxy_uas_early.xml", 2, &[]);
+    peers::wait_tcp_listening(
+        &format!("127.0.0.1:{}", proxy.sipp_port),
+        std::time::Duration::from_secs(10),
+    );
+    let trunk = lab.trunk("trunk");
+    let d = lab
+        .one_tenant(trunk.port, &[(PROXY1, proxy.tls_addr())])
+        .await;
+    let uac = trunk.uac(
+        "uac",
+        "trunk_uac_100rel.xml",
+        &trunk_addr(&d),
+        &[("ruri_host", TENANT1)],
+    );
+    // SIPp checks Require, RSeq, the SDP in the 183 and the PRACK's 200 as it goes.
+    expect_success(uac, &trunk.dir, "uac").await;
+    expect_success(uas, &proxy.dir, "uas").await;
+    let c = trunk.trace("uac");
+    let early = c.response(183);
+    assert_eq!(header(early, "Require"), "100rel");
+    let prack = c
+        .sent
+        .iter()
+        .find(|m| m.starts_with("PRACK "))
+        .expect("the trunk's PRACK");
+    assert_eq!(
+        header(prack, "RAck"),
+        format!("{} 1 INVITE", header(early, "RSeq"))
+    );
+    // Teams never hears of it: the reliability is the trunk leg's own.
+    assert!(proxy.trace("uas").requests("PRACK").is_empty());
+    d.stop().await;
+}
+
 /// `[sip] ring_timeout_s` (RFC 3261 Timer C): a trunk that rings and never answers is
 /// CANCELled, and Teams gets 480, not a failover code (TDR-INV-13), so it does not try the
 /// call at another SBC.

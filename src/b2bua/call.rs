@@ -243,6 +243,49 @@ pub(crate) struct Call {
     /// Transfers that have ended, for the call's record.
     #[serde(default)]
     pub(crate) transfers: Vec<TransferNote>,
+    /// Leg A's INVITE required 100rel: its provisionals go reliably (RFC 3262).
+    #[serde(default)]
+    pub(crate) a_reliable: Option<Box<Reliable>>,
+}
+
+/// Reliable provisionals toward leg A (RFC 3262 §3): one unacknowledged at a time, resent at
+/// T1 doubling until its PRACK, for 64 × T1; later ones wait their turn.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Reliable {
+    /// RSeq of the next one.
+    pub(crate) next_rseq: u32,
+    pub(crate) unacked: Option<Unacked>,
+    pub(crate) queued: VecDeque<Response>,
+    /// An SDP has gone in one: RFC 3262 §5 wants the answer (or our offer) in the first.
+    #[serde(default)]
+    pub(crate) sdp_sent: bool,
+}
+
+/// A reliable provisional waiting for its PRACK.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Unacked {
+    pub(crate) response: Response,
+    pub(crate) rseq: u32,
+    #[serde(with = "crate::clock::as_wall_clock")]
+    pub(crate) next: Instant,
+    pub(crate) interval: Duration,
+    #[serde(with = "crate::clock::as_wall_clock")]
+    pub(crate) give_up: Instant,
+}
+
+impl Reliable {
+    /// Provisionals of the last kind waiting are enough to tell the caller how the call goes.
+    pub(crate) const MAX_QUEUED: usize = 4;
+
+    /// RFC 3262 §3: the first RSeq is random in 1..2^31, leaving room to count up.
+    pub(crate) fn new(first_rseq: u32) -> Box<Reliable> {
+        Box::new(Reliable {
+            next_rseq: first_rseq,
+            unacked: None,
+            queued: VecDeque::new(),
+            sdp_sent: false,
+        })
+    }
 }
 
 /// A transfer that has ended, as the call's record will tell it (`cdr::TransferRecord`).
@@ -366,6 +409,10 @@ impl Call {
             self.guard_at,
             self.reoffer_at,
             self.ring_until,
+            self.a_reliable
+                .as_ref()
+                .and_then(|r| r.unacked.as_ref())
+                .map(|u| u.next.min(u.give_up)),
             self.a.session_timer.map(|t| t.deadline),
             self.b.session_timer.map(|t| t.deadline),
         ]

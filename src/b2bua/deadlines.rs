@@ -56,6 +56,26 @@ impl B2bua {
                 _ => {}
             }
         }
+        if let Some(u) = call.a_reliable.as_mut().and_then(|r| r.unacked.as_mut()) {
+            if u.give_up <= now {
+                // RFC 3262 §3: no PRACK in 64 × T1: the INVITE is refused with a 5xx.
+                tracing::info!(
+                    call = key,
+                    "no PRACK for a reliable provisional: 504 to the caller"
+                );
+                return self.fail_a(key, 504, "Server Time-out - no PRACK", EndedBy::Sbc, now);
+            }
+            if u.next <= now {
+                // Doubling without T2's cap, as timer A (RFC 3262 §3).
+                u.interval *= 2;
+                u.next = now + u.interval;
+                let (tx, rsp) = (call.a_invite_tx, u.response.clone());
+                self.respond(tx, rsp);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if call.ring_until.is_some_and(|t| t <= now) {
             call.ring_until = None;
             self.ring_timed_out(key, now);

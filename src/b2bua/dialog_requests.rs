@@ -77,9 +77,13 @@ impl B2bua {
                 rsp.headers.push("Supported", "timer");
                 self.respond(tx, rsp);
             }
-            // We never send reliable provisionals ourselves; a PRACK still gets its 200.
             Method::Prack => {
-                let rsp = Response::for_request(&req, 200, "OK", None);
+                let rsp = match self.prack_from_a(key, leg, &req, now) {
+                    200 => Response::for_request(&req, 200, "OK", None),
+                    status => {
+                        Response::for_request(&req, status, "Call/Transaction Does Not Exist", None)
+                    }
+                };
                 self.respond(tx, rsp);
             }
             ref m if is_relayed(m) => self.relay(key, leg, tx, req),

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use rand::Rng;
+
 use super::body::{SdpBody, sdp_of};
 use super::call::{Call, CallDirection, CallKey, Leg, LegId, Purpose, State};
 use super::dialog::Dialog;
@@ -275,8 +277,20 @@ impl B2bua {
             transfer: None,
             ring_until: self.ring_deadline(now),
             transfers: Vec::new(),
+            a_reliable: None,
         };
         call.b.dialog.local_cseq = b_cseq;
+        // RFC 3262 §3: a caller that requires 100rel gets every provisional reliably.
+        if call
+            .a_invite
+            .headers
+            .option_tags("Require")
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("100rel"))
+        {
+            let first = self.rng.random_range(1..(1u32 << 30));
+            call.a_reliable = Some(super::call::Reliable::new(first));
+        }
         if call.b.side == Side::Teams {
             call.failover_at = Some(now + self.failover_timeout());
         }

@@ -201,6 +201,7 @@ impl B2bua {
         }
         let tx = call.a_invite_tx;
         call.final_status = Some(status);
+        call.a_reliable = None;
         let ringing = matches!(call.state, State::Calling | State::Early);
         let cancel = match (ringing, call.b_invite_tx, call.provisional_seen) {
             (true, Some(tx), true) => Some(tx),
@@ -247,6 +248,7 @@ impl B2bua {
         let tx = call.a_invite_tx;
         let a_side = call.a.side;
         call.final_status = Some(487);
+        call.a_reliable = None;
         call.state = State::Cancelling;
         call.failover_at = None;
         call.guard_at = Some(now + std::time::Duration::from_secs(32));

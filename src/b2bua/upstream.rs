@@ -12,7 +12,7 @@ use super::teardown::{End, EndedBy};
 use super::timer;
 use super::{Action, B2bua};
 use crate::sip::Method;
-use crate::sip::message::Response;
+use crate::sip::message::{Request, Response};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::{Side, Target, TransportKind};
 
@@ -251,9 +251,95 @@ impl B2bua {
             },
             SdpBody::Invalid | SdpBody::None => {}
         }
+        self.provisional_to_a(key, out, now);
+    }
+
+    /// A provisional for leg A: as it is, or reliably (RFC 3262 §3) when A's INVITE required
+    /// 100rel: `Require: 100rel` and the next RSeq, resent until its PRACK; while one waits
+    /// for its PRACK, later ones wait behind it.
+    pub(super) fn provisional_to_a(&mut self, key: CallKey, mut out: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let tx = call.a_invite_tx;
-        let _ = now;
+        let Some(rel) = call.a_reliable.as_mut() else {
+            return self.respond(tx, out);
+        };
+        // RFC 3262 §5: the first reliable provisional carries the SDP (the answer to the
+        // caller's offer, or our offer). Until leg B's answer gives us one, a bodiless 180
+        // cannot be sent reliably, and the caller required reliability: it is held back.
+        if !rel.sdp_sent && out.body.is_empty() {
+            tracing::debug!(
+                call = key,
+                status = out.status,
+                "provisional held back: no SDP yet for a reliable one"
+            );
+            return;
+        }
+        rel.sdp_sent = true;
+        if rel.unacked.is_some() {
+            if rel.queued.len() >= super::call::Reliable::MAX_QUEUED {
+                rel.queued.pop_front();
+            }
+            rel.queued.push_back(out);
+            return;
+        }
+        let rseq = rel.next_rseq;
+        rel.next_rseq = rel.next_rseq.wrapping_add(1).max(1);
+        out.headers.push("Require", "100rel");
+        out.headers.push("RSeq", rseq.to_string());
+        rel.unacked = Some(super::call::Unacked {
+            response: out.clone(),
+            rseq,
+            next: now + T1,
+            interval: T1,
+            give_up: now + 64 * T1,
+        });
         self.respond(tx, out);
+        self.schedule(key);
+    }
+
+    /// A PRACK from leg A (RFC 3262 §3, §7.2): the status to answer it with. A PRACK for the
+    /// reliable provisional waiting stops its resending and lets the next one go; one that
+    /// acknowledges nothing we sent gets 481. Without reliable provisionals of ours (the
+    /// caller did not require them) any PRACK gets its 200, as before.
+    pub(super) fn prack_from_a(
+        &mut self,
+        key: CallKey,
+        leg: LegId,
+        prack: &Request,
+        now: Instant,
+    ) -> u16 {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return 481;
+        };
+        let invite_cseq = call.a_invite.headers.cseq().map(|c| c.seq).ok();
+        let Some(rel) = call.a_reliable.as_mut().filter(|_| leg == LegId::A) else {
+            return 200;
+        };
+        // RAck: response-num CSeq-num Method.
+        let rack = prack
+            .headers
+            .get("RAck")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let matches = match (&rel.unacked, rack.as_slice()) {
+            (Some(u), [rseq, cseq, method]) => {
+                rseq.parse::<u32>().ok() == Some(u.rseq)
+                    && cseq.parse::<u32>().ok() == invite_cseq
+                    && method.eq_ignore_ascii_case("INVITE")
+            }
+            _ => false,
+        };
+        if !matches {
+            return 481;
+        }
+        rel.unacked = None;
+        if let Some(next) = rel.queued.pop_front() {
+            self.provisional_to_a(key, next, now);
+        }
+        200
     }
 
     fn invite_success(&mut self, key: CallKey, rsp: Response, now: Instant) {
@@ -330,6 +416,8 @@ impl B2bua {
         call.state = State::Answered;
         call.answered = Some((std::time::SystemTime::now(), now));
         call.final_status = Some(rsp.status);
+        // A final answer ends the resending of reliable provisionals (RFC 3262 §3).
+        call.a_reliable = None;
         let tx = call.a_invite_tx;
         // The 2xx is resent over UDP until the ACK; over TLS/TCP once is enough (§13.3.1.4).
         if call.a.transport == TransportKind::Udp {

@@ -805,6 +805,7 @@ fn trunk_number_rules_and_header_policy_shape_the_trunk_invite_tdr_inv_10() {
 mod auth;
 mod in_dialog;
 mod reason;
+mod reliable;
 mod ring_timeout;
 mod snapshot;
 mod transfer;
