@@ -268,7 +268,9 @@ impl B2bua {
         // RFC 3262 §5: the first reliable provisional carries the SDP (the answer to the
         // caller's offer, or our offer). Until leg B's answer gives us one, a bodiless 180
         // cannot be sent reliably, and the caller required reliability: it is held back.
-        if !rel.sdp_sent && out.body.is_empty() {
+        // A caller that made no offer would answer ours in its PRACK, which is not taken as
+        // an answer here: it gets no provisional at all, and the offer in the 2xx as before.
+        if call.a_invite.body.is_empty() || (!rel.sdp_sent && out.body.is_empty()) {
             tracing::debug!(
                 call = key,
                 status = out.status,

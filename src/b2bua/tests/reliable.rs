@@ -163,3 +163,36 @@ fn without_require_100rel_provisionals_go_as_before_and_any_prack_gets_200() {
     ));
     assert_eq!(answers(&h.run(), ptx)[0].status, 200);
 }
+
+#[test]
+fn a_caller_requiring_100rel_without_an_offer_gets_no_provisional_and_the_offer_in_the_2xx() {
+    let mut h = Harness::new("");
+    let a_tx = h.server_tx();
+    let invite = "INVITE sip:+15550100@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKrel2\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:+15550199@127.0.0.1:5080>;tag=cc1\r\nTo: <sip:+15550100@127.0.0.1>\r\n\
+        Call-ID: cc-rel-1\r\nCSeq: 1 INVITE\r\nContact: <sip:cc@127.0.0.1:5080>\r\n\
+        Require: 100rel\r\nContent-Length: 0\r\n\r\n";
+    h.b2bua
+        .on_invite(a_tx, request(invite), &trunk_source(), h.now);
+    let (call, invite, b_tx) = invite_to_teams(h.run());
+    let mut early = response_to(&invite, 183, "ms9", Some(TEAMS_SDP));
+    early.headers.set(
+        "Contact",
+        "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
+    );
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Invite, b_tx, early, h.now);
+    // Its answer would come in a PRACK: the 183 is not sent at all.
+    assert!(responses_to(h.run(), a_tx).is_empty());
+    let mut ok = response_to(&invite, 200, "ms9", Some(TEAMS_SDP));
+    ok.headers.set(
+        "Contact",
+        "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
+    );
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Invite, b_tx, ok, h.now);
+    let to_trunk = responses_to(h.run(), a_tx);
+    assert_eq!(to_trunk.len(), 1);
+    assert_eq!(to_trunk[0].status, 200);
+    assert!(text(&to_trunk[0].body).contains("m=audio"), "our offer");
+}
