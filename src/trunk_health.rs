@@ -12,15 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-
-/// A target's or a trunk's health as last observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Not pinged yet, or no answer judged yet.
-    Unknown,
-    Up,
-    Down,
-}
+/// A target's or a trunk's health: the Teams proxies' kind (Unknown until the first answer).
+pub use crate::teams::keepalive::Health;
 
 /// A trunk changed health: logged once and mirrored in `drawbridge_trunk_up`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -129,18 +129,9 @@ impl B2bua {
             target,
             contact,
         );
-        let mut invite = dialog.request(Method::Invite);
-        carry_referral(&req, uri_headers, Side::Teams, &mut invite);
-        invite.headers.push("Allow", ALLOW);
-        invite.headers.push("Supported", "timer");
-        invite
-            .headers
-            .push("User-Agent", self.config.sbc.product.clone());
-        invite
-            .headers
-            .push("X-MS-SBC", self.config.sbc.product.clone());
-        invite.headers.push("Content-Type", "application/sdp");
-        invite.body = Bytes::from(offer.to_string());
+        let offer = Bytes::from(offer.to_string());
+        let product = &self.config.sbc.product;
+        let invite = transfer_invite(&mut dialog, &req, uri_headers, Side::Teams, offer, product);
         let via = format!("SIP/2.0/TLS {fqdn}:{teams_port}");
         let fallback = match &dest {
             Dest::Target(t) => t.clone(),
@@ -215,15 +206,15 @@ impl B2bua {
             target,
             contact,
         );
-        let mut invite = dialog.request(Method::Invite);
-        carry_referral(&req, uri_headers, Side::Trunk, &mut invite);
-        invite.headers.push("Allow", ALLOW);
-        invite.headers.push("Supported", "timer");
-        invite
-            .headers
-            .push("User-Agent", self.config.sbc.product.clone());
-        invite.headers.push("Content-Type", "application/sdp");
-        invite.body = offer.clone();
+        let product = &self.config.sbc.product;
+        let invite = transfer_invite(
+            &mut dialog,
+            &req,
+            uri_headers,
+            Side::Trunk,
+            offer.clone(),
+            product,
+        );
         let new_leg = Leg::ours(
             Side::Trunk,
             hop.transport,
@@ -799,6 +790,31 @@ impl B2bua {
 /// the dialog, its route or its body), and Replaces toward Teams, which refuses it
 /// (TDR-INV-19, TDR-XFR-04). Toward the trunk Replaces goes: it names one of the trunk's own
 /// dialogs (an attended transfer inside the contact center).
+/// The transfer's INVITE on its new `dialog` toward `toward`, carrying what the REFER may pass
+/// on (`carry_referral`) and `offer`; `product` names us (User-Agent, and X-MS-SBC toward
+/// Teams, TDR-HDR-01).
+fn transfer_invite(
+    dialog: &mut Dialog,
+    refer: &Request,
+    uri_headers: Vec<(String, String)>,
+    toward: Side,
+    offer: Bytes,
+    product: &str,
+) -> Request {
+    let mut invite = dialog.request(Method::Invite);
+    carry_referral(refer, uri_headers, toward, &mut invite);
+    let h = &mut invite.headers;
+    h.push("Allow", ALLOW);
+    h.push("Supported", "timer");
+    h.push("User-Agent", product.to_owned());
+    if toward == Side::Teams {
+        h.push("X-MS-SBC", product.to_owned());
+    }
+    h.push("Content-Type", "application/sdp");
+    invite.body = offer;
+    invite
+}
+
 fn carry_referral(
     refer: &Request,
     uri_headers: Vec<(String, String)>,

@@ -484,7 +484,6 @@ impl B2bua {
     /// Sends leg B's INVITE to the next Teams proxy in order (TDR-SIG-07, issue: failover).
     pub(super) fn try_next_proxy(&mut self, key: CallKey, now: Instant) {
         let timeout = self.failover_timeout();
-        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -496,24 +495,43 @@ impl B2bua {
         };
         tracing::info!(call = key, proxy = %proxy.host, "trying the next Teams proxy");
         let dest = self.proxy_dest(&proxy);
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let mut uri = call.b_invite.uri.clone();
+        uri.host = crate::sip::message::Host::Domain(proxy.host.clone());
+        uri.port = Some(proxy.port);
+        self.retry_b_invite(key, Some(uri), dest, Some(now + timeout), now);
+    }
+
+    /// Leg B's INVITE again, to `dest`: a new transaction with the same dialog identifiers and
+    /// the next CSeq (§8.1.3.5 allows the retry), its Request-URI replaced by `uri` when given.
+    /// `failover_at`: when to give up on `dest` if it says nothing at all.
+    fn retry_b_invite(
+        &mut self,
+        key: CallKey,
+        uri: Option<crate::sip::message::Uri>,
+        dest: super::Dest,
+        failover_at: Option<Instant>,
+        now: Instant,
+    ) {
+        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        // A new transaction, same dialog identifiers, next CSeq (§8.1.3.5 allows the retry).
         call.b.dialog.local_cseq += 1;
         call.b_invite_cseq = call.b.dialog.local_cseq;
         let mut req = (*call.b_invite).clone();
-        let mut uri = req.uri.clone();
-        uri.host = crate::sip::message::Host::Domain(proxy.host.clone());
-        uri.port = Some(proxy.port);
-        req.uri = uri.clone();
-        call.b.dialog.remote_target = uri;
+        if let Some(uri) = uri {
+            req.uri = uri.clone();
+            call.b.dialog.remote_target = uri;
+        }
         req.headers
             .set("CSeq", format!("{} INVITE", call.b_invite_cseq));
         *call.b_invite = req.clone();
         call.b_invite_tx = None;
         call.provisional_seen = false;
-        call.failover_at = Some(now + timeout);
+        call.failover_at = failover_at;
         call.ring_until = ring_until;
         if let super::Dest::Target(t) = &dest {
             call.b.fallback = t.clone();
@@ -547,11 +565,9 @@ impl B2bua {
         self.schedule(key);
     }
 
-    /// Sends leg B's INVITE to the trunk's next target (a new transaction, same dialog
-    /// identifiers, next CSeq; the Request-URI stays the trunk's).
+    /// Sends leg B's INVITE to the trunk's next target (the Request-URI stays the trunk's).
     pub(super) fn try_next_target(&mut self, key: CallKey, now: Instant) {
         let timeout = self.trunk_failover_timeout(key);
-        let ring_until = self.ring_deadline(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -559,26 +575,8 @@ impl B2bua {
             return;
         };
         tracing::info!(call = key, trunk = %call.trunk, target = %next.addr, "trying the trunk's next target");
-        call.b.dialog.local_cseq += 1;
-        call.b_invite_cseq = call.b.dialog.local_cseq;
-        let mut req = (*call.b_invite).clone();
-        req.headers
-            .set("CSeq", format!("{} INVITE", call.b_invite_cseq));
-        *call.b_invite = req.clone();
-        call.b_invite_tx = None;
-        call.provisional_seen = false;
-        call.failover_at = (!call.targets_left.is_empty()).then(|| now + timeout);
-        call.ring_until = ring_until;
-        call.b.fallback = next.clone();
-        let via = call.b.via.clone();
-        self.actions.push_back(Action::Request {
-            call: key,
-            leg: LegId::B,
-            purpose: Purpose::Invite,
-            request: req,
-            via,
-            dest: super::Dest::Target(next),
-        });
+        let failover_at = (!call.targets_left.is_empty()).then(|| now + timeout);
+        self.retry_b_invite(key, None, super::Dest::Target(next), failover_at, now);
     }
 
     fn trunk_failover_timeout(&self, key: CallKey) -> std::time::Duration {

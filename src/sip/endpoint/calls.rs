@@ -28,6 +28,40 @@ pub(super) struct CallTx {
     pub(super) response: Option<Response>,
 }
 
+/// The targets of a `Dest::Lookup`'s host in RFC 3263 order, each to be reached on `side`
+/// over `transport` (a call's next hop, a trunk's pings).
+pub(super) async fn lookup(
+    resolver: &crate::dns::SipResolver,
+    side: Side,
+    transport: TransportKind,
+    host: &str,
+    port: Option<u16>,
+    server_name: Option<String>,
+) -> Result<Vec<Target>, crate::dns::DnsError> {
+    let query = SipTarget {
+        host: host.to_owned(),
+        port,
+        transport: Some(match transport {
+            TransportKind::Udp => SipTransport::Udp,
+            TransportKind::Tcp => SipTransport::Tcp,
+            TransportKind::Tls => SipTransport::Tls,
+        }),
+        secure: false,
+    };
+    Ok(resolver
+        .resolve(&query)
+        .await?
+        .iter()
+        .map(|r| Target {
+            transport,
+            addr: r.addr,
+            conn: None,
+            server_name: server_name.clone(),
+            side,
+        })
+        .collect())
+}
+
 impl Endpoint {
     /// Runs everything the calls asked for.
     pub(super) fn run_call_actions(&mut self) {
@@ -81,27 +115,8 @@ impl Endpoint {
         let resolver = self.resolver.clone();
         let feedback = self.feedback_tx.clone();
         tokio::spawn(async move {
-            let query = SipTarget {
-                host: host.clone(),
-                port,
-                transport: Some(match transport {
-                    TransportKind::Udp => SipTransport::Udp,
-                    TransportKind::Tcp => SipTransport::Tcp,
-                    TransportKind::Tls => SipTransport::Tls,
-                }),
-                secure: false,
-            };
-            let targets = match resolver.resolve(&query).await {
-                Ok(list) => list
-                    .iter()
-                    .map(|r| Target {
-                        transport,
-                        addr: r.addr,
-                        conn: None,
-                        server_name: server_name.clone(),
-                        side,
-                    })
-                    .collect(),
+            let targets = match lookup(&resolver, side, transport, &host, port, server_name).await {
+                Ok(targets) => targets,
                 Err(e) => {
                     tracing::info!(host = %host, error = %e, "cannot resolve a call's next hop");
                     Vec::new()

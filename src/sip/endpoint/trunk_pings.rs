@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use super::{Endpoint, Feedback, TxContext, policy, token};
 use crate::config::Config;
-use crate::dns::{SipTarget, SipTransport};
 use crate::sip::Method;
 use crate::sip::message::{Request, Uri};
 use crate::sip::transaction::TransactionKey;
@@ -54,29 +53,10 @@ impl Endpoint {
                 let resolver = self.resolver.clone();
                 let feedback = self.feedback_tx.clone();
                 tokio::spawn(async move {
-                    let query = SipTarget {
-                        host: host.clone(),
-                        port,
-                        transport: Some(match transport {
-                            TransportKind::Udp => SipTransport::Udp,
-                            TransportKind::Tcp => SipTransport::Tcp,
-                            TransportKind::Tls => SipTransport::Tls,
-                        }),
-                        secure: false,
-                    };
-                    let (targets, why) = match resolver.resolve(&query).await {
-                        Ok(list) => (
-                            list.iter()
-                                .map(|r| Target {
-                                    transport,
-                                    addr: r.addr,
-                                    conn: None,
-                                    server_name: server_name.clone(),
-                                    side,
-                                })
-                                .collect(),
-                            format!("{host}: no address"),
-                        ),
+                    let found =
+                        super::calls::lookup(&resolver, side, transport, &host, port, server_name);
+                    let (targets, why) = match found.await {
+                        Ok(targets) => (targets, format!("{host}: no address")),
                         Err(e) => (Vec::new(), e.to_string()),
                     };
                     let _ = feedback
