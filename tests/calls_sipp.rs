@@ -66,8 +66,13 @@ impl Lab {
 
     /// A "Teams proxy" whose SIPp answers the OPTIONS ping and then one call, listening.
     fn teams_proxy_answering_a_call(&self, name: &str) -> (TeamsTls, peers::Proc) {
+        self.teams_proxy_answering(name, "teams_proxy_uas_call.xml")
+    }
+
+    /// The same with scenario `sf` for the call.
+    fn teams_proxy_answering(&self, name: &str, sf: &str) -> (TeamsTls, peers::Proc) {
         let proxy = self.teams_proxy(name);
-        let uas = proxy.uas("uas", "teams_proxy_uas_call.xml", 2, &[]);
+        let uas = proxy.uas("uas", sf, 2, &[]);
         peers::wait_tcp_listening(
             &format!("127.0.0.1:{}", proxy.sipp_port),
             std::time::Duration::from_secs(10),
@@ -87,7 +92,14 @@ impl Lab {
         proxies: &[(&str, String)],
         trunk_extra: &str,
     ) -> Daemon {
-        let mut text = self.config(
+        // The trunk is the last table of the config: its own keys and tables go right after.
+        let text = self.one_tenant_config(trunk_port, proxies) + trunk_extra;
+        Daemon::start(&text).await
+    }
+
+    /// The config text of `one_tenant`, for a daemon started otherwise.
+    fn one_tenant_config(&self, trunk_port: u16, proxies: &[(&str, String)]) -> String {
+        self.config(
             &[Tenant {
                 fqdn: TENANT1,
                 trunk: "cc1",
@@ -99,10 +111,7 @@ impl Lab {
             }],
             proxies,
             "",
-        );
-        // The trunk is the last table of the config: its own tables go right after.
-        text += trunk_extra;
-        Daemon::start(&text).await
+        )
     }
 }
 
@@ -642,24 +651,10 @@ async fn a_trunk_target_refusing_503_passes_the_call_to_the_next_srv_target() {
             "--host-record=b.cc.test,127.0.0.1".to_owned(),
         ],
     );
-    let text =
-        lab.config(
-            &[Tenant {
-                fqdn: TENANT1,
-                trunk: "cc1",
-                max_calls: 10,
-            }],
-            &[Trunk {
-                name: "cc1",
-                port: busy.port,
-            }],
-            &[no_proxy()],
-            "",
-        )
-        .replace(
-            &format!("uri = \"sip:127.0.0.1:{};transport=udp\"", busy.port),
-            "uri = \"sip:trunk.cc.test;transport=udp\"",
-        ) + &format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr());
+    let text = lab.one_tenant_config(busy.port, &[no_proxy()]).replace(
+        &format!("uri = \"sip:127.0.0.1:{};transport=udp\"", busy.port),
+        "uri = \"sip:trunk.cc.test;transport=udp\"",
+    ) + &format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr());
     assert!(text.contains("sip:trunk.cc.test"), "{text}");
     let d = Daemon::start(&text).await;
     let refuses = busy.uas("uas", "trunk_uas_503.xml", &[]);
@@ -747,12 +742,7 @@ async fn a_trunk_that_stops_answering_options_is_down_and_teams_calls_for_it_get
 async fn a_trunk_requiring_100rel_gets_teams_early_media_reliably_and_its_prack_answered_tdr_inv_18()
  {
     let lab = Lab::new();
-    let proxy = lab.teams_proxy("teams");
-    let uas = proxy.uas("uas", "teams_proxy_uas_early.xml", 2, &[]);
-    peers::wait_tcp_listening(
-        &format!("127.0.0.1:{}", proxy.sipp_port),
-        std::time::Duration::from_secs(10),
-    );
+    let (proxy, uas) = lab.teams_proxy_answering("teams", "teams_proxy_uas_early.xml");
     let trunk = lab.trunk("trunk");
     let d = lab
         .one_tenant(trunk.port, &[(PROXY1, proxy.tls_addr())])
@@ -1061,24 +1051,10 @@ struct BinaryCall {
 async fn binary_with_a_call(lab: &Lab, drain_timeout_s: u64) -> BinaryCall {
     let trunk = lab.trunk("trunk");
     let tls = free_tcp_port();
-    let text =
-        lab.config(
-            &[Tenant {
-                fqdn: TENANT1,
-                trunk: "cc1",
-                max_calls: 10,
-            }],
-            &[Trunk {
-                name: "cc1",
-                port: trunk.port,
-            }],
-            &[no_proxy()],
-            "",
-        )
-        .replace(
-            "teams_tls = \"127.0.0.1:0\"",
-            &format!("teams_tls = \"127.0.0.1:{tls}\""),
-        ) + &format!("[sip]\ndrain_timeout_s = {drain_timeout_s}\n");
+    let text = lab.one_tenant_config(trunk.port, &[no_proxy()]).replace(
+        "teams_tls = \"127.0.0.1:0\"",
+        &format!("teams_tls = \"127.0.0.1:{tls}\""),
+    ) + &format!("[sip]\ndrain_timeout_s = {drain_timeout_s}\n");
     let file = lab.root().join("drawbridge.toml");
     std::fs::write(&file, text).unwrap();
     let log = lab.root().join("daemon.log");

@@ -160,7 +160,7 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
     let (tls, udp, metrics) = (free_tcp_port(), free_udp_port(), free_tcp_port());
     let config = file_config(tls, udp, metrics, 41000);
     std::fs::write(dir.path().join("drawbridge.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+    let child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
         .args(["run", "--config"])
         .arg(dir.path().join("drawbridge.toml"))
         .stdout(Stdio::null())
@@ -195,6 +195,11 @@ async fn sighup_reloads_the_renewed_certificate_for_new_handshakes_tdr_sig_06() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stops_cleanly_on_sigterm(child, guard).await;
+}
+
+/// SIGTERM to the daemon, which must exit 0 (no call is up, so the drain ends at once).
+async fn stops_cleanly_on_sigterm(mut child: std::process::Child, guard: KillOnDrop) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -243,7 +248,7 @@ async fn sighup_reloads_tenants_and_trunks_from_the_config_file() {
     std::fs::write(&file, &base).unwrap();
     let log_path = dir.path().join("daemon.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+    let child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
         .args(["run", "--config"])
         .arg(&file)
         .env("RUST_LOG", "info")
@@ -303,16 +308,7 @@ async fn sighup_reloads_tenants_and_trunks_from_the_config_file() {
         Some("SIP/2.0 200 OK"),
         "the running config stays"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
-    assert!(status.success(), "{status:?}");
+    stops_cleanly_on_sigterm(child, guard).await;
 }
 
 /// Replaces `certs/server.crt` and its key with a certificate for the SBC's names that
@@ -370,7 +366,7 @@ async fn a_certificate_near_its_expiry_is_warned_of_in_the_log_on_metrics_and_by
     );
 
     let log_path = dir.path().join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
+    let child = Command::new(env!("CARGO_BIN_EXE_drawbridge"))
         .args(["run", "--config"])
         .arg(&file)
         .env("RUST_LOG", "info")
@@ -400,16 +396,7 @@ async fn a_certificate_near_its_expiry_is_warned_of_in_the_log_on_metrics_and_by
         .find_map(|l| l.strip_prefix("drawbridge_tls_certificate_expiry_timestamp_seconds "))
         .unwrap_or_else(|| panic!("no expiry gauge:\n{body}"));
     assert_eq!(gauge.trim().parse::<f64>().unwrap(), unix as f64);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    std::mem::forget(guard); // reaped: its PID may be reused, never kill it now
-    assert!(status.success(), "{status:?}");
+    stops_cleanly_on_sigterm(child, guard).await;
 
     // Expired yesterday: Teams would refuse every call, so the check fails.
     certificate_expiring_at(&certs, now - Duration::from_secs(86_400));

@@ -35,6 +35,14 @@ fn peer() -> UdpSocket {
     s
 }
 
+/// A session update that only starts or stops the ringback (TDR-XFR-03).
+fn ringback(update: drawbridge::media::tone::RingbackUpdate) -> SessionUpdate {
+    SessionUpdate {
+        ringback: Some(update),
+        ..SessionUpdate::default()
+    }
+}
+
 fn recv(s: &UdpSocket) -> Vec<u8> {
     let mut buf = [0u8; 2048];
     let (n, _) = s.recv_from(&mut buf).expect("datagram within the timeout");
@@ -532,10 +540,6 @@ fn ringback_reaches_the_trunk_while_a_transfer_rings_and_stops_after() {
         SrtpProfile::AesCm128HmacSha1_80,
         true,
     );
-    let ringback = |update| SessionUpdate {
-        ringback: Some(update),
-        ..SessionUpdate::default()
-    };
     call.plane
         .update_session(1, ringback(RingbackUpdate::Start(G711::Ulaw)))
         .unwrap();
@@ -593,10 +597,6 @@ fn ringback_reaches_teams_as_srtp_while_a_trunk_transfer_rings() {
         SrtpProfile::AesCm128HmacSha1_80,
         true,
     );
-    let ringback = |update| SessionUpdate {
-        ringback: Some(update),
-        ..SessionUpdate::default()
-    };
     call.plane
         .update_session(1, ringback(RingbackUpdate::StartTowardTeams(G711::Ulaw)))
         .unwrap();

@@ -237,6 +237,19 @@ fn teams_answers_hold(
     h.run()
 }
 
+/// Leg B's answer `rsp`, now, to our INVITE of `call` (its client transaction `tx`); what the
+/// B2BUA did with it.
+fn b_answers(
+    h: &mut Harness,
+    call: CallKey,
+    tx: TxId,
+    rsp: Response,
+) -> Vec<(Action, Option<TxId>)> {
+    h.b2bua
+        .on_response(call, LegId::B, Purpose::Invite, tx, rsp, h.now);
+    h.run()
+}
+
 /// The responses sent on server transaction `tx`.
 fn responses_to(acts: Vec<(Action, Option<TxId>)>, tx: TxId) -> Vec<Response> {
     acts.into_iter()

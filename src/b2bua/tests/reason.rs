@@ -20,9 +20,7 @@ fn teams_refusing_busy_reaches_the_trunk_with_its_q850_cause_rewritten_tdr_inv_0
     busy.headers
         .push("Reason", "Q.850;cause=17;text=\"User busy\"");
     busy.headers.push("ms-diagnostics", "1000;reason=\"busy\"");
-    h.b2bua
-        .on_response(call, LegId::B, Purpose::Invite, tx, busy, h.now);
-    let to_trunk = responses_to(h.run(), a_tx);
+    let to_trunk = responses_to(b_answers(&mut h, call, tx, busy), a_tx);
     let [refusal] = to_trunk.as_slice() else {
         panic!("{to_trunk:?}");
     };
@@ -43,9 +41,7 @@ fn a_trunk_refusal_reaches_teams_with_its_reason_as_sent() {
     let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
     let mut busy = response_to(&b_invite, 486, "cc1", None);
     busy.headers.push("Reason", "Q.850;cause=17");
-    h.b2bua
-        .on_response(call, LegId::B, Purpose::Invite, b_tx, busy, h.now);
-    let to_teams = responses_to(h.run(), a_tx);
+    let to_teams = responses_to(b_answers(&mut h, call, b_tx, busy), a_tx);
     assert_eq!(to_teams.len(), 1);
     // The rewrite is for the trunk's sake only.
     assert_eq!(
@@ -65,16 +61,8 @@ fn a_reason_on_teams_cancel_goes_with_the_cancel_to_the_trunk_even_when_it_waits
         .on_cancel(a_tx, &teams_cancel(Some(elsewhere)), h.now);
     let acts = h.run();
     assert!(!acts.iter().any(|(a, _)| matches!(a, Action::Cancel { .. })));
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 180, "cc1", None),
-        h.now,
-    );
-    let reasons: Vec<Option<String>> = h
-        .run()
+    let ringing = response_to(&b_invite, 180, "cc1", None);
+    let reasons: Vec<Option<String>> = b_answers(&mut h, call, b_tx, ringing)
         .into_iter()
         .filter_map(|(a, _)| match a {
             Action::Cancel { tx, reason } if tx == b_tx => Some(reason.map(|r| text(&r))),

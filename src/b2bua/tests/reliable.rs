@@ -58,9 +58,7 @@ fn a_caller_requiring_100rel_gets_reliable_provisionals_one_at_a_time_until_each
             "Contact",
             "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
         );
-        h.b2bua
-            .on_response(call, LegId::B, Purpose::Invite, b_tx, r, h.now);
-        responses_to(h.run(), a_tx)
+        responses_to(b_answers(h, call, b_tx, r), a_tx)
     };
 
     // A 180 without SDP cannot be the first reliable provisional (RFC 3262 §5): held back.
@@ -141,15 +139,8 @@ fn a_caller_requiring_100rel_gets_reliable_provisionals_one_at_a_time_until_each
 fn without_require_100rel_provisionals_go_as_before_and_any_prack_gets_200() {
     let mut h = Harness::new("");
     let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 180, "cc1", None),
-        h.now,
-    );
-    let sent = responses_to(h.run(), a_tx);
+    let ringing = response_to(&b_invite, 180, "cc1", None);
+    let sent = responses_to(b_answers(&mut h, call, b_tx, ringing), a_tx);
     assert_eq!(sent.len(), 1);
     assert!(sent[0].headers.get("RSeq").is_none());
     h.b2bua.handle_timeout(h.now + Duration::from_secs(1));
@@ -180,18 +171,14 @@ fn a_caller_requiring_100rel_without_an_offer_gets_no_provisional_and_the_offer_
         "Contact",
         "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
     );
-    h.b2bua
-        .on_response(call, LegId::B, Purpose::Invite, b_tx, early, h.now);
     // Its answer would come in a PRACK: the 183 is not sent at all.
-    assert!(responses_to(h.run(), a_tx).is_empty());
+    assert!(responses_to(b_answers(&mut h, call, b_tx, early), a_tx).is_empty());
     let mut ok = response_to(&invite, 200, "ms9", Some(TEAMS_SDP));
     ok.headers.set(
         "Contact",
         "<sip:sip.pstnhub.microsoft.com:5061;transport=tls>",
     );
-    h.b2bua
-        .on_response(call, LegId::B, Purpose::Invite, b_tx, ok, h.now);
-    let to_trunk = responses_to(h.run(), a_tx);
+    let to_trunk = responses_to(b_answers(&mut h, call, b_tx, ok), a_tx);
     assert_eq!(to_trunk.len(), 1);
     assert_eq!(to_trunk[0].status, 200);
     assert!(text(&to_trunk[0].body).contains("m=audio"), "our offer");

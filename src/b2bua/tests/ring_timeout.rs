@@ -56,15 +56,7 @@ fn a_call_ringing_past_ring_timeout_is_cancelled_and_its_caller_gets_480() {
 fn a_callee_that_sent_only_100_trying_is_cancelled_at_once_when_the_caller_cancels() {
     let mut h = Harness::new("");
     let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 100, "", None),
-        h.now,
-    );
-    h.run();
+    b_answers(&mut h, call, b_tx, response_to(&b_invite, 100, "", None));
     h.b2bua.on_cancel(a_tx, &teams_cancel(None), h.now);
     let acts = h.run();
     assert!(cancels(&acts, b_tx), "§9.1: 100 is a provisional: {acts:?}");
@@ -74,15 +66,7 @@ fn a_callee_that_sent_only_100_trying_is_cancelled_at_once_when_the_caller_cance
 fn a_callee_that_sent_only_100_trying_is_cancelled_after_ring_timeout() {
     let mut h = Harness::new("");
     let (a_tx, b_invite, call, b_tx) = start_teams_call(&mut h);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        b_tx,
-        response_to(&b_invite, 100, "", None),
-        h.now,
-    );
-    h.run();
+    b_answers(&mut h, call, b_tx, response_to(&b_invite, 100, "", None));
     // 100 does not restart the timer: it runs from the INVITE.
     h.b2bua.handle_timeout(h.now + RING);
     let acts = h.run();

@@ -94,15 +94,7 @@ fn a_refusal_other_than_503_is_passed_back_without_trying_other_targets() {
     let mut h = Harness::new("");
     let (a_tx, first, call, first_tx) = start_teams_call(&mut h);
     h.b2bua.on_alternatives(call, vec![target(5091)], h.now);
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        first_tx,
-        response_to(&first, 486, "t1", None),
-        h.now,
-    );
-    let acts = h.run();
+    let acts = b_answers(&mut h, call, first_tx, response_to(&first, 486, "t1", None));
     assert!(sent(&acts, Purpose::Invite).is_none());
     let to_teams: Vec<u16> = responses_to(acts, a_tx).iter().map(|r| r.status).collect();
     assert_eq!(to_teams, [486]);
@@ -114,14 +106,7 @@ fn a_target_that_answered_100_keeps_the_call_until_its_connection_fails() {
     let (_, first, call, first_tx) = start_teams_call(&mut h);
     h.b2bua.on_alternatives(call, vec![target(5091)], h.now);
     // It answered 100: alive, so silence after that is not a reason to move on.
-    h.b2bua.on_response(
-        call,
-        LegId::B,
-        Purpose::Invite,
-        first_tx,
-        response_to(&first, 100, "", None),
-        h.now,
-    );
+    b_answers(&mut h, call, first_tx, response_to(&first, 100, "", None));
     h.b2bua.handle_timeout(h.now + Duration::from_secs(5));
     assert!(sent(&h.run(), Purpose::Invite).is_none());
     // Its connection fails: the next target.

@@ -76,15 +76,21 @@ fn invite_client_stops_resending_on_1xx() {
     assert_eq!(drain(&mut tx), vec![Output::Deliver { status: 183 }]);
 }
 
-#[test]
-fn a_cancelled_invite_without_a_final_answer_times_out_after_64_t1() {
-    // §9.1: a peer that takes the CANCEL but never ends the INVITE does not hold it for good.
+/// A reliable INVITE that rang at 100 ms and was CANCELled at 1.1 s.
+fn cancelled_after_ringing() -> (Clock, InviteClient) {
     let mut clock = Clock::new();
     let mut tx = start(true, &TimerConfig::default(), &clock);
     drain(&mut tx);
     tx.handle_response(180, clock.advance_ms(100));
     drain(&mut tx);
     tx.cancelled(clock.advance_ms(1_000));
+    (clock, tx)
+}
+
+#[test]
+fn a_cancelled_invite_without_a_final_answer_times_out_after_64_t1() {
+    // §9.1: a peer that takes the CANCEL but never ends the INVITE does not hold it for good.
+    let (mut clock, mut tx) = cancelled_after_ringing();
     // A provisional after the CANCEL changes nothing.
     tx.handle_response(183, clock.advance_ms(1_000));
     assert_eq!(drain(&mut tx), vec![Output::Deliver { status: 183 }]);
@@ -97,12 +103,7 @@ fn a_cancelled_invite_without_a_final_answer_times_out_after_64_t1() {
 
 #[test]
 fn a_cancelled_invite_that_gets_its_487_ends_as_usual() {
-    let mut clock = Clock::new();
-    let mut tx = start(true, &TimerConfig::default(), &clock);
-    drain(&mut tx);
-    tx.handle_response(180, clock.advance_ms(100));
-    drain(&mut tx);
-    tx.cancelled(clock.advance_ms(1_000));
+    let (mut clock, mut tx) = cancelled_after_ringing();
     tx.handle_response(487, clock.advance_ms(50));
     assert_eq!(
         drain(&mut tx),
